@@ -1,12 +1,70 @@
-// Command flockmq runs one FlockMQ node.
+// Command flockmq runs one FlockMQ node: an MQTT broker on gnet event loops.
 package main
 
 import (
+	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/eventloop"
 )
 
 func main() {
-	fmt.Fprintln(os.Stderr, "flockmq: the broker is not built yet; this tree holds the codec (see README.md)")
-	os.Exit(2)
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// run starts the node and blocks until SIGINT or SIGTERM; it returns the
+// process exit status.
+func run(args []string, env func(string) string, stderr io.Writer) int {
+	cfg, err := loadConfig(args, env, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "flockmq: %v\n", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		fmt.Fprintf(stderr, "flockmq: log level %q is not debug, info, warn or error\n", cfg.LogLevel)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	b, err := broker.New(cfg.Broker, broker.WithLogger(log))
+	if err != nil {
+		fmt.Fprintf(stderr, "flockmq: %v\n", err)
+		return 2
+	}
+	srv := eventloop.NewServer(b, cfg.Listen, eventloop.Options{Loops: cfg.Loops, Logger: log})
+	if err := srv.Start(); err != nil {
+		fmt.Fprintf(stderr, "flockmq: %v\n", err)
+		return 1
+	}
+	log.Info("flockmq serving MQTT", "listen", srv.Addr().String(), "version", broker.Version)
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	s := <-sig
+	log.Info("shutting down", "signal", s.String())
+	// Stop accepting is implied by closing every client first: v5 clients get
+	// DISCONNECT 0x8B, then the engine stops.
+	if err := b.Shutdown(5 * time.Second); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Stop(ctx); err != nil {
+		log.Warn("engine stop", "err", err)
+	}
+	log.Info("stopped")
+	return 0
 }

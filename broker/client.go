@@ -1,0 +1,250 @@
+package broker
+
+import (
+	"errors"
+	"time"
+
+	"github.com/flockmq/flockmq/codec"
+)
+
+// Transport is the connection side the event loop provides for one client.
+// Write, OutboundBuffered and Resume are called on the loop goroutine only;
+// Close is safe for concurrent use.
+type Transport interface {
+	// Write sends b (or buffers what the socket does not take). b may be
+	// reused after Write returns.
+	Write(b []byte) error
+	// OutboundBuffered is the number of bytes written but not yet sent.
+	OutboundBuffered() int
+	// Close flushes what is buffered, best effort, and closes the connection.
+	Close()
+	// Resume asks for Input to be called again with the bytes already
+	// buffered, after the client stopped consuming while its CONNECT was in
+	// flight.
+	Resume()
+	// RemoteAddr is the peer's address.
+	RemoteAddr() string
+}
+
+type clientState uint8
+
+const (
+	stateNew        clientState = iota // waiting for CONNECT
+	stateAuth                          // v5 enhanced authentication exchange
+	stateConnecting                    // CONNECT accepted, claim in flight
+	stateConnected
+)
+
+// Client is one network connection and its protocol state. It is owned by its
+// loop; its methods run on that loop's goroutine.
+type Client struct {
+	l     *Loop
+	t     Transport
+	s     *Session
+	state clientState
+
+	version    codec.Version
+	clientID   string
+	username   []byte
+	connExpiry uint32 // session expiry requested in CONNECT (v5)
+	keepAlive  time.Duration
+	deadline   int64 // unix nanoseconds
+	inWheel    bool
+	closed     bool
+	dirty      bool
+	out        []byte
+
+	// Limits the client set (v5) or defaults.
+	window        int // outgoing inflight window: min(client Receive Maximum, MaxInflight)
+	maxPacket     int // the client's Maximum Packet Size, 0 = none
+	aliasMax      uint16
+	aliasOut      map[string]uint16
+	aliasIn       map[uint16][]byte
+	problemInfo   bool // Request Problem Information
+	respInfo      bool // Request Response Information
+	authMethod    []byte
+	authState     any
+	will          *Will // pending will of this connection, moved to the session on connect
+	sendWill      bool  // publish the session's will when this connection closes
+	discardOnExit bool  // session ends with this connection
+	normalExit    bool  // the client sent DISCONNECT
+	pendingAck    *connackInfo
+	inflightIn    int // inbound QoS 2 awaiting PUBREL
+}
+
+// Open registers a new connection. Loop goroutine only.
+func (l *Loop) Open(t Transport) *Client {
+	c := &Client{l: l, t: t, window: 1, problemInfo: true}
+	l.clients[c] = struct{}{}
+	l.b.stats.ConnectionsOpen.Add(1)
+	l.now = time.Now().UnixNano()
+	c.deadline = l.now + int64(l.b.cfg.ConnectTimeout)
+	c.inWheel = true
+	l.wheel.add(c, c.deadline)
+	return c
+}
+
+// Input decodes and handles every complete packet at the start of data and
+// returns the number of bytes consumed. It stops early while a CONNECT is in
+// flight (see Transport.Resume). After a fatal error it closes the client and
+// reports all of data consumed. Loop goroutine only.
+func (l *Loop) Input(c *Client, data []byte) int {
+	l.now = time.Now().UnixNano()
+	l.b.stats.BytesReceived.Add(uint64(len(data)))
+	done := 0
+	for !c.closed && c.state != stateConnecting && done < len(data) {
+		n, err := codec.Decode(data[done:], c.version, l.b.cfg.MaxPacketSize, &l.pk)
+		if err == codec.ErrIncomplete {
+			break
+		}
+		if err != nil {
+			c.fail(err)
+			return len(data)
+		}
+		done += n
+		l.b.stats.MessagesReceived.Add(1)
+		if c.keepAlive > 0 {
+			c.deadline = l.now + int64(c.keepAlive)*3/2
+		}
+		c.handle(&l.pk)
+	}
+	if c.closed {
+		return len(data)
+	}
+	return done
+}
+
+// Closed tells the loop the connection is gone (closed by either side).
+// Loop goroutine only.
+func (l *Loop) Closed(c *Client) {
+	if _, ok := l.clients[c]; !ok {
+		return
+	}
+	delete(l.clients, c)
+	c.closed = true
+	l.b.stats.ConnectionsOpen.Add(-1)
+	l.now = time.Now().UnixNano()
+	if c.state == stateConnected {
+		l.b.stats.ClientsConnected.Add(-1)
+	}
+	if s := c.s; s != nil && s.client == c {
+		l.detach(s, c)
+	}
+	c.s = nil
+}
+
+// handle dispatches one decoded packet.
+func (c *Client) handle(pk *codec.Packet) {
+	if c.state == stateNew && pk.Type != codec.Connect {
+		c.abort() // [MQTT-3.1.0-1]: the first packet must be CONNECT
+		return
+	}
+	if c.state == stateAuth && pk.Type != codec.Auth && pk.Type != codec.Disconnect {
+		c.abort() // [MQTT-3.1.2-30]: only AUTH or DISCONNECT before CONNACK
+		return
+	}
+	switch pk.Type {
+	case codec.Connect:
+		if c.state != stateNew {
+			c.protocolError(codec.ProtocolError) // [MQTT-3.1.0-2]
+			return
+		}
+		c.handleConnect(&pk.Connect)
+	case codec.Publish:
+		c.handlePublish(&pk.Publish)
+	case codec.Puback:
+		c.handlePuback(&pk.Ack)
+	case codec.Pubrec:
+		c.handlePubrec(&pk.Ack)
+	case codec.Pubrel:
+		c.handlePubrel(&pk.Ack)
+	case codec.Pubcomp:
+		c.handlePubcomp(&pk.Ack)
+	case codec.Subscribe:
+		c.handleSubscribe(&pk.Subscribe)
+	case codec.Unsubscribe:
+		c.handleUnsubscribe(&pk.Unsubscribe)
+	case codec.Pingreq:
+		c.out = append(c.out, byte(codec.Pingresp)<<4, 0) // [MQTT-3.12.4-1]
+		c.l.markDirty(c)
+	case codec.Disconnect:
+		c.handleDisconnect(&pk.Disconnect)
+	case codec.Auth:
+		c.handleAuth(&pk.Auth)
+	default:
+		// CONNACK, SUBACK, UNSUBACK, PINGRESP go only from server to client.
+		c.protocolError(codec.ProtocolError)
+	}
+}
+
+// fail closes the connection after a decoding error, answering with the
+// error's reason code where the protocol allows it.
+func (c *Client) fail(err error) {
+	c.l.b.stats.ProtocolErrors.Add(1)
+	rc := codec.Code(err)
+	if errors.Is(err, codec.ErrPacketTooLarge) {
+		rc = codec.PacketTooLarge
+	}
+	if c.state == stateNew {
+		// A bad CONNECT: v5 clients get a CONNACK with the reason; 3.1.1 only
+		// for an unsupported protocol level [MQTT-3.1.2-2].
+		v := c.l.pk.Connect.Version
+		switch {
+		case v == codec.V5:
+			c.version = codec.V5
+			c.writeConnack(false, rc, nil)
+		case rc == codec.UnsupportedProtocolVersion:
+			c.version = codec.V311
+			c.writeConnack(false, codec.V3UnacceptableProtocolVersion, nil)
+		}
+		c.abort()
+		return
+	}
+	c.protocolError(rc)
+}
+
+// protocolError ends the connection for a packet that breaks the protocol: v5
+// clients get DISCONNECT with rc [MQTT-4.13.1-1].
+func (c *Client) protocolError(rc codec.ReasonCode) {
+	c.disconnect(rc)
+}
+
+// disconnect sends a v5 DISCONNECT with rc (nothing for older clients) and
+// closes the connection; the will is published [MQTT-3.1.2-8] unless rc is a
+// normal disconnection requested by the client.
+func (c *Client) disconnect(rc codec.ReasonCode) {
+	if c.closed {
+		return
+	}
+	if c.version == codec.V5 && c.state == stateConnected {
+		var d codec.DisconnectPacket
+		d.Reason = rc
+		c.out = codec.AppendDisconnect(c.out, &d, codec.V5)
+	}
+	c.abort()
+}
+
+// abort flushes what is pending and closes the connection.
+func (c *Client) abort() {
+	if c.closed {
+		return
+	}
+	if len(c.out) > 0 {
+		_ = c.t.Write(c.out)
+		c.out = c.out[:0]
+	}
+	c.closed = true
+	c.t.Close()
+	c.l.Closed(c)
+}
+
+// write appends a packet's bytes for the next flush.
+func (c *Client) writeBytes(b []byte) {
+	c.out = append(c.out, b...)
+	c.l.markDirty(c)
+}
+
+// overHighWater reports whether the connection has too much unsent data.
+func (c *Client) overHighWater() bool {
+	return c.t.OutboundBuffered()+len(c.out) > c.l.b.cfg.OutboundHighWater
+}

@@ -1,0 +1,440 @@
+package broker
+
+import (
+	"time"
+	"unicode/utf8"
+
+	"github.com/flockmq/flockmq/codec"
+)
+
+// handleConnect validates a CONNECT, authenticates, and claims the session.
+func (c *Client) handleConnect(cp *codec.ConnectPacket) {
+	b := c.l.b
+	c.version = cp.Version
+	if b.isClosing() {
+		c.refuse(codec.ServerUnavailable)
+		return
+	}
+	if max := b.cfg.MaxConnections; max > 0 && int(b.stats.ClientsConnected.Load()) >= max {
+		c.refuse(codec.QuotaExceeded)
+		return
+	}
+	id := string(cp.ClientID)
+	assigned := false
+	switch {
+	case id == "" && cp.Version == codec.V31:
+		c.refuse(codec.ClientIdentifierNotValid) // 3.1: 1 to 23 characters
+		return
+	case id == "" && cp.Version == codec.V311 && !cp.CleanStart:
+		c.refuse(codec.ClientIdentifierNotValid) // 3.1.1 [MQTT-3.1.3-8]
+		return
+	case id == "":
+		id, assigned = b.assignClientID(), true // [MQTT-3.1.3-6]
+	case cp.Version == codec.V31 && utf8.RuneCountInString(id) > 23:
+		c.refuse(codec.ClientIdentifierNotValid)
+		return
+	}
+	c.clientID = id
+	c.username = append([]byte(nil), cp.Username...)
+
+	// The client's own limits (v5 section 3.1.2.11).
+	c.window = b.cfg.MaxInflight
+	if cp.Version == codec.V5 {
+		p := &cp.Props
+		if p.Has(codec.PropReceiveMaximum) {
+			c.window = min(c.window, int(p.ReceiveMaximum))
+		}
+		if p.Has(codec.PropMaximumPacketSize) {
+			c.maxPacket = int(p.MaximumPacketSize)
+		}
+		c.aliasMax = p.TopicAliasMaximum
+		if p.Has(codec.PropRequestProblemInfo) {
+			c.problemInfo = p.RequestProblemInfo == 1
+		}
+		c.respInfo = p.RequestResponseInfo == 1
+	}
+
+	// Session expiry: v5 from the property; 3.1.1 persistent sessions last
+	// until MaxSessionExpiry.
+	var expiry uint32
+	if cp.Version == codec.V5 {
+		expiry = cp.Props.SessionExpiry
+	} else if !cp.CleanStart {
+		expiry = 0xFFFFFFFF
+	}
+	expiry = min(expiry, b.cfg.MaxSessionExpiry)
+	c.connExpiry = expiry
+
+	// Keep alive, possibly overridden by the server (v5 Server Keep Alive).
+	ka := cp.KeepAlive
+	serverKA := false
+	if cp.Version == codec.V5 {
+		if b.cfg.ServerKeepAlive > 0 {
+			ka, serverKA = b.cfg.ServerKeepAlive, true
+		} else if m := b.cfg.MaxKeepAlive; m > 0 && (ka == 0 || ka > m) {
+			ka, serverKA = m, true
+		}
+	}
+	c.keepAlive = time.Duration(ka) * time.Second
+
+	// The will, owned by the broker from now on.
+	if cp.WillFlag {
+		wp := codec.PublishPacket{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS, Retain: cp.WillRetain, Props: cp.WillProps}
+		m := newMessage(&wp, id, c.l.now)
+		c.will = &Will{Msg: m, Delay: cp.WillProps.WillDelay}
+	}
+
+	ack := connackInfo{cleanStart: cp.CleanStart, assigned: assigned, expiry: expiry, serverKA: serverKA, keepAlive: ka,
+		expiryCapped: cp.Version == codec.V5 && expiry != cp.Props.SessionExpiry}
+
+	// Authentication: enhanced (v5 AUTH exchange) or the plain hook.
+	if cp.Version == codec.V5 && cp.Props.Has(codec.PropAuthMethod) {
+		if b.eauth == nil || !b.eauth.Supports(cp.Props.AuthMethod) {
+			b.stats.AuthFailures.Add(1)
+			c.refuse(codec.BadAuthenticationMethod)
+			return
+		}
+		c.authMethod = append([]byte(nil), cp.Props.AuthMethod...)
+		rc, reply, st := b.eauth.Step(id, c.authMethod, cp.Props.AuthData, nil)
+		c.authState = st
+		switch rc {
+		case codec.Success:
+			ack.authData = reply
+		case codec.ContinueAuthentication:
+			c.pendingAck = &ack
+			c.state = stateAuth
+			c.writeAuth(codec.ContinueAuthentication, reply)
+			return
+		default:
+			b.stats.AuthFailures.Add(1)
+			c.refuse(rc)
+			return
+		}
+	} else {
+		info := ConnectInfo{ClientID: id, Username: cp.Username, Password: cp.Password, RemoteAddr: c.t.RemoteAddr(), Version: cp.Version}
+		if rc := b.authn.Authenticate(&info); rc != codec.Success {
+			b.stats.AuthFailures.Add(1)
+			c.refuse(rc)
+			return
+		}
+	}
+	c.claim(cp.CleanStart, ack)
+}
+
+// connackInfo carries what the CONNACK will say while the claim is in flight.
+type connackInfo struct {
+	assigned     bool
+	expiry       uint32
+	expiryCapped bool
+	serverKA     bool
+	keepAlive    uint16
+	authData     []byte
+	cleanStart   bool
+}
+
+// claim registers the session through the store, then finishes the connect on
+// this loop.
+func (c *Client) claim(cleanStart bool, ack connackInfo) {
+	c.state = stateConnecting
+	ack.cleanStart = cleanStart
+	l := c.l
+	req := ClaimRequest{ClientID: c.clientID, CleanStart: cleanStart, Expiry: ack.expiry, Will: c.will}
+	inline := true
+	l.b.store.Claim(req, func(res ClaimResult, err error) {
+		if inline {
+			c.finishConnect(res, err, ack)
+			return
+		}
+		l.exec(func() {
+			c.finishConnect(res, err, ack)
+			l.Flush()
+		})
+	})
+	inline = false
+}
+
+// finishConnect takes over or creates the session once the claim is known.
+func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
+	if c.closed {
+		return
+	}
+	b := c.l.b
+	if err != nil {
+		b.stats.StoreFailures.Add(1)
+		b.log.Warn("session claim failed", "client", c.clientID, "err", err)
+		c.refuse(codec.ServerUnavailable)
+		return
+	}
+	b.mu.Lock()
+	old := b.clients[c.clientID]
+	var s *Session
+	present := false
+	if old != nil && !ack.cleanStart && !old.ended {
+		s, present = old, true // [MQTT-3.1.2-5]
+	} else {
+		s = newSession(b.nextID.Add(1), c.clientID, c.l) // [MQTT-3.1.2-4], [MQTT-3.1.2-6]
+		b.clients[c.clientID] = s
+		b.byID.Store(s.id, s)
+	}
+	b.mu.Unlock()
+	if old != nil && old != s {
+		b.onOwner(old, func(ol *Loop) { ol.discard(old) })
+	}
+	s.epoch = res.Epoch
+	if s.loop.Load() == c.l {
+		c.l.attach(s, c, present, ack)
+		return
+	}
+	// The session lives on another loop: that loop lets go of it (kicking its
+	// connection), then hands it to ours.
+	nl := c.l
+	b.onOwner(s, func(ol *Loop) {
+		ol.release(s)
+		s.loop.Store(nl)
+		nl.exec(func() {
+			nl.now = time.Now().UnixNano()
+			if c.closed {
+				nl.parkOrphan(s)
+				nl.Flush()
+				return
+			}
+			nl.attach(s, c, present, ack)
+			nl.Flush()
+		})
+		ol.Flush()
+	})
+}
+
+// release kicks the current connection of s (v5 DISCONNECT 0x8E) so that s can
+// move to another loop. Loop goroutine only; l owns s.
+func (l *Loop) release(s *Session) {
+	if oc := s.client; oc != nil {
+		l.kickForTakeover(s, oc)
+	}
+	s.stopTimers()
+	if s.backlogged {
+		l.removeBacklog(s)
+	}
+}
+
+// kickForTakeover closes oc, the older connection of s [MQTT-3.1.4-3]. Its will
+// is handled as for any closed connection, except that a delayed will is
+// cancelled by the new connection [MQTT-3.1.3-9].
+func (l *Loop) kickForTakeover(s *Session, oc *Client) {
+	l.b.stats.SessionsTakenOver.Add(1)
+	s.client = nil
+	oc.s = nil
+	if oc.state == stateConnected {
+		l.b.stats.ClientsConnected.Add(-1)
+		oc.state = stateNew
+		if oc.version == codec.V5 {
+			var d codec.DisconnectPacket
+			d.Reason = codec.SessionTakenOver
+			oc.out = codec.AppendDisconnect(oc.out, &d, codec.V5)
+		}
+	}
+	if w := s.will; w != nil && w.Delay == 0 {
+		l.publishWill(s)
+	}
+	s.will = nil
+	oc.abort()
+}
+
+// parkOrphan keeps a session whose new connection vanished mid-takeover.
+func (l *Loop) parkOrphan(s *Session) {
+	if s.expiry == 0 {
+		l.endSession(s)
+		return
+	}
+	l.armExpiry(s)
+}
+
+// attach binds c to s on this loop and sends CONNACK, then replays what is
+// inflight and queued. Loop goroutine only; l owns s.
+func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
+	if oc := s.client; oc != nil && oc != c {
+		l.kickForTakeover(s, oc)
+	}
+	s.stopTimers()
+	s.client = c
+	s.expiry = ack.expiry
+	s.will = c.will // a new connection replaces the will [MQTT-3.1.2-7]
+	c.will = nil
+	c.s = s
+	c.state = stateConnected
+	l.b.stats.ClientsConnected.Add(1)
+	l.b.stats.ConnectsTotal.Add(1)
+	if c.keepAlive > 0 {
+		c.deadline = l.now + int64(c.keepAlive)*3/2
+		if !c.inWheel {
+			c.inWheel = true
+			l.wheel.add(c, c.deadline)
+		}
+	} else {
+		c.deadline = 1<<63 - 1
+	}
+	c.writeConnack(present, codec.Success, &ack)
+	// Resend unacknowledged messages with DUP set, and PUBREL for those
+	// already received [MQTT-4.4.0-1].
+	for _, m := range s.inflight {
+		if m.released {
+			var a codec.AckPacket
+			a.PacketID = m.id
+			c.out = codec.AppendAck(c.out, codec.Pubrel, &a, c.version)
+		} else {
+			c.writePublish(&m.d, m.id, true)
+		}
+	}
+	l.markDirty(c)
+	l.pump(s)
+	c.t.Resume()
+}
+
+// detach handles the end of c, the connection of s: the will, then either the
+// end of the session or its parking until expiry.
+func (l *Loop) detach(s *Session, c *Client) {
+	s.client = nil
+	c.s = nil
+	l.redistributeShared(s)
+	if c.state == stateConnected {
+		if s.will != nil && (c.sendWill || !c.normalExit) {
+			l.scheduleWill(s)
+		} else {
+			s.will = nil // [MQTT-3.1.2-10]
+		}
+	}
+	if s.expiry == 0 || c.discardOnExit {
+		l.endSession(s)
+		return
+	}
+	l.b.store.Disconnected(s.clientID, s.epoch, s.expiry, s.will)
+	l.armExpiry(s)
+}
+
+// armExpiry starts the session expiry timer of a parked session.
+func (l *Loop) armExpiry(s *Session) {
+	if s.expiry == 0xFFFFFFFF {
+		return
+	}
+	gen := s.timerGen
+	b := l.b
+	s.expTimer = time.AfterFunc(time.Duration(s.expiry)*time.Second, func() {
+		b.onOwner(s, func(ol *Loop) {
+			if s.timerGen != gen || s.client != nil || s.ended {
+				return
+			}
+			ol.now = time.Now().UnixNano()
+			b.stats.SessionsExpired.Add(1)
+			ol.endSession(s)
+			ol.Flush()
+		})
+	})
+}
+
+// endSession removes s: its subscriptions, its registry entry, and publishes
+// a will still pending. Loop goroutine only; l owns s.
+func (l *Loop) endSession(s *Session) {
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.stopTimers()
+	if s.will != nil {
+		l.publishWill(s) // the session ends before the will delay [MQTT-3.1.2-8]
+	}
+	for _, sub := range s.subs {
+		l.b.index.remove(s, sub)
+	}
+	l.redistributeShared(s)
+	s.subs = nil
+	s.queue = nil
+	s.inflight = nil
+	b := l.b
+	b.mu.Lock()
+	if b.clients[s.clientID] == s {
+		delete(b.clients, s.clientID)
+	}
+	b.mu.Unlock()
+	b.byID.Delete(s.id)
+	if s.backlogged {
+		l.removeBacklog(s)
+	}
+	b.store.Ended(s.clientID, s.epoch)
+}
+
+// discard ends s because a clean-start connection replaced it.
+func (l *Loop) discard(s *Session) {
+	if oc := s.client; oc != nil {
+		l.kickForTakeover(s, oc)
+	}
+	l.endSession(s)
+	l.Flush()
+}
+
+func (l *Loop) removeBacklog(s *Session) {
+	for i, x := range l.backlog {
+		if x == s {
+			l.backlog = append(l.backlog[:i], l.backlog[i+1:]...)
+			break
+		}
+	}
+	s.backlogged = false
+}
+
+// refuse answers a CONNECT with a failure CONNACK and closes [MQTT-3.2.2-5].
+func (c *Client) refuse(rc codec.ReasonCode) {
+	if c.version != codec.V5 {
+		rc = v3ConnackCode(rc)
+	}
+	c.writeConnack(false, rc, nil)
+	c.abort()
+}
+
+// writeConnack appends a CONNACK. ack is nil for a refusal.
+func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInfo) {
+	var p codec.ConnackPacket
+	p.SessionPresent = present && rc == codec.Success // [MQTT-3.2.2-6]
+	p.Reason = rc
+	if c.version == codec.V5 && ack != nil {
+		cfg := &c.l.b.cfg
+		pr := &p.Props
+		pr.ReceiveMaximum = cfg.ReceiveMaximum
+		pr.Set(codec.PropReceiveMaximum)
+		pr.MaximumPacketSize = uint32(cfg.MaxPacketSize)
+		pr.Set(codec.PropMaximumPacketSize)
+		if cfg.TopicAliasMaximum > 0 {
+			pr.TopicAliasMaximum = cfg.TopicAliasMaximum
+			pr.Set(codec.PropTopicAliasMaximum)
+		}
+		if !cfg.RetainAvailable {
+			pr.RetainAvailable = 0
+			pr.Set(codec.PropRetainAvailable)
+		}
+		if ack.assigned {
+			pr.AssignedClientID = []byte(c.clientID) // [MQTT-3.1.3-7]
+			pr.Set(codec.PropAssignedClientID)
+		}
+		if ack.expiryCapped {
+			pr.SessionExpiry = ack.expiry
+			pr.Set(codec.PropSessionExpiry)
+		}
+		if ack.serverKA {
+			pr.ServerKeepAlive = ack.keepAlive // [MQTT-3.1.2-21]
+			pr.Set(codec.PropServerKeepAlive)
+		}
+		if c.authMethod != nil {
+			pr.AuthMethod = c.authMethod
+			pr.Set(codec.PropAuthMethod)
+			if ack.authData != nil {
+				pr.AuthData = ack.authData
+				pr.Set(codec.PropAuthData)
+			}
+		}
+		if c.respInfo {
+			pr.ResponseInfo = []byte("flockmq/response/" + c.clientID)
+			pr.Set(codec.PropResponseInfo)
+		}
+	}
+	c.out = codec.AppendConnack(c.out, &p, c.version)
+	c.l.markDirty(c)
+}

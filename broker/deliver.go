@@ -1,0 +1,235 @@
+package broker
+
+import (
+	"github.com/flockmq/flockmq/codec"
+)
+
+// deliver hands d to its session on this loop: written now, put in the
+// inflight window, queued, or dropped by the overflow policy.
+func (l *Loop) deliver(d delivery) {
+	s := d.s
+	if owner := s.loop.Load(); owner != l {
+		owner.post([]delivery{d}) // the session moved; follow it
+		return
+	}
+	b := l.b
+	if s.ended {
+		if d.group != "" {
+			l.redeliverShared(d, s)
+		}
+		return
+	}
+	if d.msg.expired(l.now) {
+		b.stats.DroppedExpired.Add(1)
+		return
+	}
+	c := s.client
+	if c == nil || c.state != stateConnected {
+		if d.group != "" && l.redeliverShared(d, s) {
+			return // an offline member passes shared messages on
+		}
+		if d.qos == 0 && !b.cfg.QueueQoS0 {
+			return
+		}
+		l.enqueue(s, d, false)
+		return
+	}
+	if d.qos == 0 {
+		if c.overHighWater() {
+			b.stats.DroppedQoS0.Add(1)
+			return
+		}
+		c.writePublish(&d, 0, false)
+		return
+	}
+	if len(s.queue) > 0 || len(s.inflight) >= c.window || c.overHighWater() {
+		l.enqueue(s, d, true)
+		if len(s.queue) > 0 && len(s.inflight) < c.window {
+			l.addBacklog(s)
+		}
+		return
+	}
+	l.sendInflight(s, c, d)
+}
+
+// enqueue holds d in the session queue, bounded by MaxQueuedMessages: a
+// connected client past the bound is disconnected as a slow consumer (0x97);
+// for an offline session the new message is dropped and counted.
+func (l *Loop) enqueue(s *Session, d delivery, connected bool) {
+	b := l.b
+	if len(s.queue) >= b.cfg.MaxQueuedMessages {
+		if connected && s.client != nil {
+			b.stats.SlowConsumerKicks.Add(1)
+			b.log.Debug("slow consumer disconnected", "client", s.clientID, "queued", len(s.queue))
+			s.client.disconnect(codec.QuotaExceeded)
+			// the session keeps its queue if persistent; this message is dropped
+		}
+		if d.qos == 0 {
+			b.stats.DroppedQoS0.Add(1)
+		} else {
+			b.stats.DroppedQueueFull.Add(1)
+		}
+		return
+	}
+	s.queue = append(s.queue, d)
+	b.stats.QueuedMessagesHeld.Add(1)
+}
+
+func (l *Loop) addBacklog(s *Session) {
+	if !s.backlogged {
+		s.backlogged = true
+		l.backlog = append(l.backlog, s)
+	}
+}
+
+// pump moves queued messages into the inflight window while there is room
+// and the socket keeps up. Loop goroutine only; l owns s.
+func (l *Loop) pump(s *Session) {
+	c := s.client
+	if c == nil || c.state != stateConnected {
+		return
+	}
+	n := 0
+	for n < len(s.queue) {
+		d := s.queue[n]
+		if d.qos > 0 && len(s.inflight) >= c.window {
+			break
+		}
+		if c.overHighWater() {
+			l.addBacklog(s)
+			break
+		}
+		n++
+		l.b.stats.QueuedMessagesHeld.Add(-1)
+		if d.msg.expired(l.now) {
+			l.b.stats.DroppedExpired.Add(1)
+			continue
+		}
+		if d.qos == 0 {
+			c.writePublish(&d, 0, false)
+			continue
+		}
+		l.sendInflight(s, c, d)
+	}
+	if n > 0 {
+		clear(s.queue[:n])
+		s.queue = s.queue[n:]
+		if len(s.queue) == 0 {
+			s.queue = nil
+		}
+	}
+}
+
+// sendInflight assigns a packet id to d, records it and writes it.
+func (l *Loop) sendInflight(s *Session, c *Client, d delivery) {
+	id := s.allocID()
+	m := &inflightMsg{id: id, d: d}
+	s.inflight = append(s.inflight, m)
+	c.writePublish(&m.d, id, false)
+}
+
+// writePublish encodes d for this client: its QoS, packet id, DUP, retain
+// flag, subscription identifiers, remaining expiry and topic alias.
+func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
+	l := c.l
+	m := d.msg
+	p := &l.pub
+	p.Topic, p.Payload = m.Topic, m.Payload
+	p.QoS, p.PacketID, p.Dup, p.Retain = d.qos, id, dup && d.qos > 0, d.retain
+	if c.version == codec.V5 {
+		p.Props = m.Props
+		p.Props.SubscriptionIDs = d.subIDs // [MQTT-3.3.4-3]
+		if m.ExpiresAt != 0 {
+			p.Props.MessageExpiry = m.remainingExpiry(l.now) // [MQTT-3.3.2-6]
+		}
+		if c.aliasMax > 0 && !dup {
+			c.applyAlias(p)
+		}
+	} else {
+		p.Props = codec.Properties{}
+	}
+	if c.maxPacket > 0 && codec.PublishSize(p, c.version) > c.maxPacket {
+		// Too large for the client: discarded as if sent [MQTT-3.1.2-25].
+		l.b.stats.DroppedTooLarge.Add(1)
+		if id != 0 {
+			s := c.s
+			if i := s.findInflight(id); i >= 0 {
+				s.removeInflight(i)
+			}
+		}
+		return
+	}
+	c.out = codec.AppendPublish(c.out, p, c.version)
+	l.b.stats.PublishSent.Add(1)
+	l.b.stats.MessagesSent.Add(1)
+	l.markDirty(c)
+}
+
+// applyAlias replaces the topic with an alias the client already knows, or
+// teaches it a new one while there is room [MQTT-3.1.2-26].
+func (c *Client) applyAlias(p *codec.PublishPacket) {
+	if a, ok := c.aliasOut[string(p.Topic)]; ok {
+		p.Props.TopicAlias = a
+		p.Props.Set(codec.PropTopicAlias)
+		p.Topic = nil
+		return
+	}
+	if len(c.aliasOut) >= int(c.aliasMax) {
+		return
+	}
+	if c.aliasOut == nil {
+		c.aliasOut = make(map[string]uint16)
+	}
+	a := uint16(len(c.aliasOut) + 1)
+	c.aliasOut[string(p.Topic)] = a
+	p.Props.TopicAlias = a
+	p.Props.Set(codec.PropTopicAlias)
+}
+
+// redistributeShared gives the messages of shared subscriptions that s holds
+// but has not had acknowledged to other members of their groups. Loop
+// goroutine only; l owns s.
+func (l *Loop) redistributeShared(s *Session) {
+	keepI := s.inflight[:0]
+	for _, m := range s.inflight {
+		if m.d.group != "" && !m.released && l.redeliverShared(m.d, s) {
+			continue
+		}
+		keepI = append(keepI, m)
+	}
+	clear(s.inflight[len(keepI):])
+	s.inflight = keepI
+	keepQ := s.queue[:0]
+	for _, d := range s.queue {
+		if d.group != "" && l.redeliverShared(d, s) {
+			l.b.stats.QueuedMessagesHeld.Add(-1)
+			continue
+		}
+		keepQ = append(keepQ, d)
+	}
+	clear(s.queue[len(keepQ):])
+	s.queue = keepQ
+}
+
+// redeliverShared passes d to another member of its shared group than s. It
+// reports whether another member took it.
+func (l *Loop) redeliverShared(d delivery, s *Session) bool {
+	if d.hops >= 3 {
+		return false // every member tried is away: keep it here
+	}
+	d.hops++
+	other := l.b.index.pickOther(d.filter, s)
+	if other == nil {
+		return false
+	}
+	d.s = other.s
+	d.qos = min(d.msg.QoS, other.opts.opts.QoS)
+	d.subIDs = subIDList(nil, other.opts.subID)
+	l.b.stats.SharedRedelivered.Add(1)
+	if other.s.loop.Load() == l {
+		l.deliver(d)
+	} else {
+		other.s.loop.Load().post([]delivery{d})
+	}
+	return true
+}

@@ -1,0 +1,203 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flockmq/flockmq/codec"
+)
+
+// Loop is the broker side of one event loop: it owns the sessions and
+// connections living on it, drains its mailbox of cross-loop deliveries, and
+// writes each connection once per drain. Methods are for the loop's own
+// goroutine unless marked otherwise.
+type Loop struct {
+	b    *Broker
+	idx  int
+	exec func(func()) bool
+
+	mbMu      sync.Mutex
+	mb        []delivery
+	mbSpare   []delivery
+	scheduled atomic.Bool
+	drainFn   func()
+
+	// Loop-owned state.
+	r       *router
+	pk      codec.Packet
+	pub     codec.PublishPacket // outgoing encode scratch
+	now     int64               // cached clock, unix nanoseconds
+	dirty   []*Client
+	clients map[*Client]struct{}
+	backlog []*Session
+	wheel   wheel
+}
+
+func newLoop(b *Broker, exec func(func()) bool) *Loop {
+	l := &Loop{b: b, exec: exec, clients: make(map[*Client]struct{})}
+	l.r = newRouter(b)
+	l.r.local = l
+	l.drainFn = l.drain
+	l.now = time.Now().UnixNano()
+	l.wheel.init(l.now)
+	return l
+}
+
+// post queues deliveries for this loop and schedules one drain. Safe for
+// concurrent use. QoS 0 deliveries beyond the mailbox bound are dropped and
+// counted; QoS 1/2 ones are kept (they are bounded by session queues when the
+// drain runs) so that an acknowledged message is never lost here.
+func (l *Loop) post(batch []delivery) {
+	limit := l.b.cfg.MailboxSize
+	l.mbMu.Lock()
+	for i := range batch {
+		if batch[i].qos == 0 && len(l.mb) >= limit {
+			l.b.stats.DroppedQoS0.Add(1)
+			continue
+		}
+		l.mb = append(l.mb, batch[i])
+	}
+	l.mbMu.Unlock()
+	if l.scheduled.CompareAndSwap(false, true) {
+		if !l.exec(l.drainFn) {
+			l.scheduled.Store(false)
+		}
+	}
+}
+
+// drain delivers everything in the mailbox and flushes.
+func (l *Loop) drain() {
+	l.scheduled.Store(false)
+	l.mbMu.Lock()
+	batch := l.mb
+	l.mb = l.mbSpare[:0]
+	l.mbMu.Unlock()
+	l.now = time.Now().UnixNano()
+	for i := range batch {
+		l.deliver(batch[i])
+	}
+	clear(batch)
+	l.mbSpare = batch[:0]
+	l.Flush()
+}
+
+// markDirty schedules c for the next flush.
+func (l *Loop) markDirty(c *Client) {
+	if !c.dirty {
+		c.dirty = true
+		l.dirty = append(l.dirty, c)
+	}
+}
+
+// Flush writes each connection's pending bytes with one write.
+func (l *Loop) Flush() {
+	for i, c := range l.dirty {
+		c.dirty = false
+		if !c.closed && len(c.out) > 0 {
+			l.b.stats.BytesSent.Add(uint64(len(c.out)))
+			if err := c.t.Write(c.out); err != nil {
+				c.closed = true
+				c.t.Close()
+			}
+		}
+		c.out = releaseBuf(c.out)
+		l.dirty[i] = nil
+	}
+	l.dirty = l.dirty[:0]
+}
+
+// releaseBuf empties an output buffer, dropping it when it grew large so that
+// idle connections hold no memory.
+func releaseBuf(b []byte) []byte {
+	if cap(b) > 16<<10 {
+		return nil
+	}
+	return b[:0]
+}
+
+// Tick advances the loop clock: keepalive and connect timeouts, and retries
+// sessions whose queue waits for the socket to drain. Run it about once a
+// second on the loop.
+func (l *Loop) Tick() {
+	l.now = time.Now().UnixNano()
+	l.wheel.advance(l.now, func(c *Client) {
+		if c.closed {
+			return
+		}
+		if c.deadline > l.now {
+			l.wheel.add(c, c.deadline)
+			return
+		}
+		if c.state == stateConnected {
+			l.b.stats.KeepaliveTimeouts.Add(1)
+			c.disconnect(codec.KeepAliveTimeout) // [MQTT-3.1.2-22]
+		} else {
+			c.abort() // no CONNECT in time
+		}
+	})
+	if len(l.backlog) > 0 {
+		bl := l.backlog
+		l.backlog = nil
+		for _, s := range bl {
+			s.backlogged = false
+			if s.client != nil && s.loop.Load() == l {
+				l.pump(s)
+			}
+		}
+	}
+	l.Flush()
+}
+
+// closeAll disconnects every client of the loop with reason rc (v5).
+func (l *Loop) closeAll(rc codec.ReasonCode) {
+	for c := range l.clients {
+		if c.state == stateConnected {
+			c.disconnect(rc)
+		} else {
+			c.abort()
+		}
+	}
+	l.Flush()
+}
+
+// wheel is a timing wheel of one-second slots for connection deadlines.
+// Clients re-file themselves lazily: activity only moves c.deadline, and a
+// client found in a slot before its deadline is put back where it belongs.
+type wheel struct {
+	slots [256][]*Client
+	last  int64 // last second processed
+}
+
+func (w *wheel) init(now int64) { w.last = now / int64(time.Second) }
+
+// add files c for its deadline (unix nanoseconds).
+func (w *wheel) add(c *Client, deadline int64) {
+	sec := deadline / int64(time.Second)
+	if sec <= w.last {
+		sec = w.last + 1
+	}
+	if sec > w.last+int64(len(w.slots))-1 {
+		sec = w.last + int64(len(w.slots)) - 1
+	}
+	i := sec % int64(len(w.slots))
+	w.slots[i] = append(w.slots[i], c)
+}
+
+// advance visits every client filed for a second up to now.
+func (w *wheel) advance(now int64, visit func(*Client)) {
+	sec := now / int64(time.Second)
+	for w.last < sec {
+		w.last++
+		i := w.last % int64(len(w.slots))
+		due := w.slots[i]
+		w.slots[i] = nil
+		for _, c := range due {
+			c.inWheel = false
+			visit(c)
+		}
+	}
+}
+
+// Exec runs f on the loop's goroutine later. Safe for concurrent use.
+func (l *Loop) Exec(f func()) bool { return l.exec(f) }

@@ -1,0 +1,50 @@
+package broker
+
+import (
+	"time"
+
+	"github.com/flockmq/flockmq/codec"
+)
+
+// Message is an application message owned by the broker: an immutable copy of
+// a PUBLISH made once at ingress and shared by every delivery, queue entry and
+// retained slot that references it. Nothing mutates a Message after creation.
+type Message struct {
+	Topic   []byte
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	// Props holds the v5 properties forwarded to subscribers; Topic Alias and
+	// Subscription Identifiers are stripped at ingress.
+	Props codec.Properties
+	// ExpiresAt is when the message expires (unix nanoseconds), 0 for never.
+	ExpiresAt int64
+	// Publisher is the client id of the sender ("" for the broker itself).
+	Publisher string
+}
+
+// newMessage copies p into a Message. now is unix nanoseconds.
+func newMessage(p *codec.PublishPacket, publisher string, now int64) *Message {
+	c := p.Clone()
+	m := &Message{Topic: c.Topic, Payload: c.Payload, QoS: c.QoS, Retain: c.Retain, Props: c.Props, Publisher: publisher}
+	m.Props.Clear(codec.PropTopicAlias)
+	m.Props.Clear(codec.PropSubscriptionID)
+	m.Props.SubscriptionIDs = nil
+	if m.Props.Has(codec.PropMessageExpiry) {
+		m.ExpiresAt = now + int64(m.Props.MessageExpiry)*int64(time.Second)
+	}
+	return m
+}
+
+// expired reports whether m has expired at now (unix nanoseconds).
+func (m *Message) expired(now int64) bool { return m.ExpiresAt != 0 && now >= m.ExpiresAt }
+
+// remainingExpiry is the Message Expiry Interval to forward at now: the time
+// left, rounded up, at least 1 [MQTT-3.3.2-6].
+func (m *Message) remainingExpiry(now int64) uint32 {
+	left := m.ExpiresAt - now
+	if left <= 0 {
+		return 1
+	}
+	return uint32((left + int64(time.Second) - 1) / int64(time.Second))
+}

@@ -1,0 +1,205 @@
+package broker
+
+import (
+	"github.com/flockmq/flockmq/codec"
+)
+
+// handlePublish takes a PUBLISH from the client: topic alias, checks, ACL,
+// routing, retained storage and the acknowledgement of its QoS.
+func (c *Client) handlePublish(p *codec.PublishPacket) {
+	l := c.l
+	b := l.b
+	b.stats.PublishReceived.Add(1)
+	if c.version == codec.V5 {
+		if len(p.Props.SubscriptionIDs) > 0 {
+			c.protocolError(codec.ProtocolError) // [MQTT-3.3.4-6]
+			return
+		}
+		if p.Props.Has(codec.PropTopicAlias) {
+			a := p.Props.TopicAlias
+			if a > b.cfg.TopicAliasMaximum {
+				c.protocolError(codec.TopicAliasInvalid) // [MQTT-3.3.2-9]
+				return
+			}
+			if len(p.Topic) > 0 {
+				if c.aliasIn == nil {
+					c.aliasIn = make(map[uint16][]byte)
+				}
+				c.aliasIn[a] = append(c.aliasIn[a][:0], p.Topic...)
+			} else {
+				t, ok := c.aliasIn[a]
+				if !ok {
+					c.protocolError(codec.ProtocolError) // alias not yet set
+					return
+				}
+				p.Topic = t
+			}
+		}
+	}
+	if max := b.cfg.MaxTopicLevels; max > 0 && levels(p.Topic) > max {
+		c.protocolError(codec.TopicNameInvalid)
+		return
+	}
+	if p.Retain && !b.cfg.RetainAvailable {
+		c.protocolError(codec.RetainNotSupported) // section 3.3.1.3
+		return
+	}
+	if p.QoS == 2 {
+		if _, dup := c.s.inQoS2[p.PacketID]; dup {
+			// Still awaiting PUBREL: acknowledge again, deliver nothing
+			// [MQTT-4.3.3-9].
+			c.writeAck(codec.Pubrec, p.PacketID, codec.Success)
+			return
+		}
+		if len(c.s.inQoS2) >= int(b.cfg.ReceiveMaximum) {
+			c.protocolError(codec.ReceiveMaximumExceeded) // section 3.3.4, Receive Maximum
+			return
+		}
+	}
+	rc := codec.Success
+	switch {
+	case !b.authz.CanPublish(c.clientID, c.username, p.Topic):
+		rc = codec.NotAuthorized
+	case p.Retain && b.cfg.MaxRetainedSize > 0 && len(p.Payload) > b.cfg.MaxRetainedSize:
+		rc = codec.QuotaExceeded
+	case c.version == codec.V5 && p.Props.PayloadFormat == 1 && codec.ValidUTF8(p.Payload) != nil:
+		rc = codec.PayloadFormatInvalid
+	}
+	if rc == codec.Success {
+		n := l.publish(p, c)
+		if n == 0 && !p.Retain {
+			rc = codec.NoMatchingSubscribers
+		}
+	}
+	switch p.QoS {
+	case 1:
+		if c.version != codec.V5 && rc.IsError() {
+			rc = codec.Success // 3.1.1 has no negative PUBACK
+		}
+		c.writeAck(codec.Puback, p.PacketID, rc) // [MQTT-4.3.2-2]
+	case 2:
+		if c.version != codec.V5 && rc.IsError() {
+			rc = codec.Success
+		}
+		if !rc.IsError() {
+			if c.s.inQoS2 == nil {
+				c.s.inQoS2 = make(map[uint16]struct{})
+			}
+			c.s.inQoS2[p.PacketID] = struct{}{}
+		}
+		c.writeAck(codec.Pubrec, p.PacketID, rc) // [MQTT-4.3.3-8]
+	}
+}
+
+// publish makes the broker's copy of p and routes it; retained messages go
+// to the store. It returns the number of deliveries.
+func (l *Loop) publish(p *codec.PublishPacket, from *Client) int {
+	b := l.b
+	publisher := ""
+	if from != nil {
+		publisher = from.clientID
+	}
+	if p.Retain {
+		m := newMessage(p, publisher, l.now)
+		b.store.Retain(m, func(err error) {
+			if err != nil {
+				b.stats.StoreFailures.Add(1)
+				b.log.Warn("retained message not stored", "topic", string(m.Topic), "err", err)
+			}
+		})
+		return l.routeMessage(m, from)
+	}
+	// Match before copying: a message nobody wants costs no allocation.
+	if !b.index.any(p.Topic) {
+		return 0
+	}
+	return l.routeMessage(newMessage(p, publisher, l.now), from)
+}
+
+// routeMessage delivers m to every matching session: those on this loop at
+// once, the others through their loops' mailboxes.
+func (l *Loop) routeMessage(m *Message, from *Client) int {
+	n := l.r.route(m, from)
+	l.r.dispatch()
+	local := l.r.localD
+	for i := range local {
+		l.deliver(local[i])
+	}
+	clear(local)
+	l.r.localD = local[:0]
+	return n
+}
+
+// levels counts the levels of a topic.
+func levels(t []byte) int {
+	n := 1
+	for _, c := range t {
+		if c == '/' {
+			n++
+		}
+	}
+	return n
+}
+
+// writeAck appends a PUBACK, PUBREC, PUBREL or PUBCOMP.
+func (c *Client) writeAck(t codec.PacketType, id uint16, rc codec.ReasonCode) {
+	var a codec.AckPacket
+	a.PacketID = id
+	a.Reason = rc
+	c.out = codec.AppendAck(c.out, t, &a, c.version)
+	c.l.markDirty(c)
+}
+
+// handlePubrel completes an inbound QoS 2 exchange [MQTT-4.3.3-11].
+func (c *Client) handlePubrel(a *codec.AckPacket) {
+	rc := codec.Success
+	if _, ok := c.s.inQoS2[a.PacketID]; ok {
+		delete(c.s.inQoS2, a.PacketID)
+	} else {
+		rc = codec.PacketIdentifierNotFound
+		if c.version != codec.V5 {
+			rc = codec.Success
+		}
+	}
+	c.writeAck(codec.Pubcomp, a.PacketID, rc)
+}
+
+// handlePuback frees an outgoing QoS 1 slot.
+func (c *Client) handlePuback(a *codec.AckPacket) {
+	s := c.s
+	if i := s.findInflight(a.PacketID); i >= 0 && s.inflight[i].d.qos == 1 {
+		s.removeInflight(i)
+		c.l.pump(s)
+	}
+}
+
+// handlePubrec moves an outgoing QoS 2 message to its second phase.
+func (c *Client) handlePubrec(a *codec.AckPacket) {
+	s := c.s
+	i := s.findInflight(a.PacketID)
+	if i < 0 || s.inflight[i].d.qos != 2 {
+		rc := codec.PacketIdentifierNotFound
+		if c.version != codec.V5 {
+			rc = codec.Success
+		}
+		c.writeAck(codec.Pubrel, a.PacketID, rc)
+		return
+	}
+	if a.Reason.IsError() { // v5: a failed PUBREC ends the exchange (section 4.3.3)
+		s.removeInflight(i)
+		c.l.pump(s)
+		return
+	}
+	s.inflight[i].released = true
+	s.inflight[i].d.msg = nil // the payload is no longer needed
+	c.writeAck(codec.Pubrel, a.PacketID, codec.Success) // [MQTT-4.3.3-4]
+}
+
+// handlePubcomp ends an outgoing QoS 2 exchange.
+func (c *Client) handlePubcomp(a *codec.AckPacket) {
+	s := c.s
+	if i := s.findInflight(a.PacketID); i >= 0 && s.inflight[i].released {
+		s.removeInflight(i)
+		c.l.pump(s)
+	}
+}

@@ -1,0 +1,69 @@
+package broker
+
+import (
+	"strconv"
+	"time"
+)
+
+// sysLoop publishes the $SYS/broker/... topics every SysInterval, retained
+// and local to this node (they do not go through the store).
+func (b *Broker) sysLoop() {
+	defer close(b.sysDone)
+	t := time.NewTicker(b.cfg.SysInterval)
+	defer t.Stop()
+	b.publishSys()
+	for {
+		select {
+		case <-b.sysStop:
+			return
+		case <-t.C:
+			b.publishSys()
+		}
+	}
+}
+
+// SysTopics returns the current $SYS topics and values. Safe for concurrent use.
+func (b *Broker) SysTopics() [][2]string {
+	st := &b.stats
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	i := func(v int64) string { return strconv.FormatInt(v, 10) }
+	return [][2]string{
+		{"$SYS/broker/version", "flockmq " + Version},
+		{"$SYS/broker/uptime", strconv.FormatInt(int64(time.Since(b.started)/time.Second), 10) + " seconds"},
+		{"$SYS/broker/clients/connected", i(st.ClientsConnected.Load())},
+		{"$SYS/broker/clients/total", i(int64(b.sessionCount()))},
+		{"$SYS/broker/connections/open", i(st.ConnectionsOpen.Load())},
+		{"$SYS/broker/messages/received", u(st.MessagesReceived.Load())},
+		{"$SYS/broker/messages/sent", u(st.MessagesSent.Load())},
+		{"$SYS/broker/publish/messages/received", u(st.PublishReceived.Load())},
+		{"$SYS/broker/publish/messages/sent", u(st.PublishSent.Load())},
+		{"$SYS/broker/publish/messages/dropped", u(st.DroppedQoS0.Load() + st.DroppedQueueFull.Load() + st.DroppedTooLarge.Load() + st.DroppedExpired.Load())},
+		{"$SYS/broker/bytes/received", u(st.BytesReceived.Load())},
+		{"$SYS/broker/bytes/sent", u(st.BytesSent.Load())},
+		{"$SYS/broker/subscriptions/count", i(int64(b.index.size()))},
+		{"$SYS/broker/retained messages/count", i(int64(b.store.RetainedCount()))},
+		{"$SYS/broker/store/messages/count", i(st.QueuedMessagesHeld.Load())},
+	}
+}
+
+func (b *Broker) sessionCount() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.clients)
+}
+
+func (b *Broker) publishSys() {
+	for _, kv := range b.SysTopics() {
+		m := &Message{Topic: []byte(kv[0]), Payload: []byte(kv[1]), Retain: true}
+		b.sysRetain(m)
+		b.Publish(m)
+	}
+}
+
+// sysRetain keeps $SYS values retained in the local store only when it is a
+// MemoryStore; a replicated store would spread one node's figures.
+func (b *Broker) sysRetain(m *Message) {
+	if ms, ok := b.store.(*MemoryStore); ok {
+		ms.Retain(m, func(error) {})
+	}
+}

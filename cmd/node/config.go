@@ -1,0 +1,223 @@
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flockmq/flockmq/broker"
+)
+
+// nodeConfig is everything a node is started with.
+type nodeConfig struct {
+	Listen   string
+	Loops    int
+	LogLevel string
+	DataDir  string
+	Broker   broker.Config
+}
+
+// option is one configuration option: its name (the flag; FLOCKMQ_NAME in the
+// environment, with dashes as underscores; name = value in the file), its
+// one-line doc, and how to parse it into the config.
+type option struct {
+	name string
+	doc  string
+	def  func(c *nodeConfig) string
+	set  func(c *nodeConfig, v string) error
+}
+
+func intOpt(p func(c *nodeConfig) *int) binding {
+	return binding{func(c *nodeConfig) string { return strconv.Itoa(*p(c)) },
+		func(c *nodeConfig, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("not a whole number: %q", v)
+			}
+			*p(c) = n
+			return nil
+		}}
+}
+
+func uintOpt[T uint16 | uint32](p func(c *nodeConfig) *T) binding {
+	return binding{func(c *nodeConfig) string { return strconv.FormatUint(uint64(*p(c)), 10) },
+		func(c *nodeConfig, v string) error {
+			var zero T
+			bits := 16
+			if _, ok := any(zero).(uint32); ok {
+				bits = 32
+			}
+			n, err := strconv.ParseUint(v, 10, bits)
+			if err != nil {
+				return fmt.Errorf("not a whole number from 0 to %d: %q", uint64(1)<<bits-1, v)
+			}
+			*p(c) = T(n)
+			return nil
+		}}
+}
+
+func boolOpt(p func(c *nodeConfig) *bool) binding {
+	return binding{func(c *nodeConfig) string { return strconv.FormatBool(*p(c)) },
+		func(c *nodeConfig, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("not true or false: %q", v)
+			}
+			*p(c) = b
+			return nil
+		}}
+}
+
+func strOpt(p func(c *nodeConfig) *string) binding {
+	return binding{func(c *nodeConfig) string { return *p(c) },
+		func(c *nodeConfig, v string) error { *p(c) = v; return nil }}
+}
+
+func durOpt(p func(c *nodeConfig) *time.Duration) binding {
+	return binding{func(c *nodeConfig) string { return p(c).String() },
+		func(c *nodeConfig, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration like 10s: %q", v)
+			}
+			*p(c) = d
+			return nil
+		}}
+}
+
+// binding reads and writes one option's field.
+type binding struct {
+	get func(c *nodeConfig) string
+	set func(c *nodeConfig, v string) error
+}
+
+// options lists every option; README.md's table mirrors it.
+func options() []option {
+	o := []option{}
+	add := func(name, doc string, b binding) {
+		o = append(o, option{name: name, doc: doc, def: b.get, set: b.set})
+	}
+	add("listen", "MQTT over TCP listen address", strOpt(func(c *nodeConfig) *string { return &c.Listen }))
+	add("loops", "event loops (0 = one per CPU)", intOpt(func(c *nodeConfig) *int { return &c.Loops }))
+	add("log-level", "debug, info, warn or error", strOpt(func(c *nodeConfig) *string { return &c.LogLevel }))
+	add("data-dir", "directory for the node's persistent state", strOpt(func(c *nodeConfig) *string { return &c.DataDir }))
+	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
+	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
+	add("receive-maximum", "unacknowledged QoS 1/2 publishes a client may send", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.ReceiveMaximum }))
+	add("max-inflight", "unacknowledged QoS 1/2 messages towards one client", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxInflight }))
+	add("max-queued-messages", "messages queued per session beyond the inflight window", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxQueuedMessages }))
+	add("queue-qos0", "also queue QoS 0 messages for offline persistent sessions", boolOpt(func(c *nodeConfig) *bool { return &c.Broker.QueueQoS0 }))
+	add("max-topic-levels", "levels in a topic name or filter (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxTopicLevels }))
+	add("max-retained-size", "largest retained payload in bytes (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxRetainedSize }))
+	add("retain-available", "accept retained messages", boolOpt(func(c *nodeConfig) *bool { return &c.Broker.RetainAvailable }))
+	add("topic-alias-maximum", "topic aliases a v5 client may use (0 = none)", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.TopicAliasMaximum }))
+	add("server-keep-alive", "keep alive imposed on v5 clients in seconds (0 = theirs)", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.ServerKeepAlive }))
+	add("max-keep-alive", "largest keep alive granted to v5 clients in seconds (0 = any)", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.MaxKeepAlive }))
+	add("max-session-expiry", "cap on session expiry in seconds (4294967295 = never expire)", uintOpt(func(c *nodeConfig) *uint32 { return &c.Broker.MaxSessionExpiry }))
+	add("shared-strategy", "shared subscription pick: round-robin, random or hash", strOpt(func(c *nodeConfig) *string { return &c.Broker.SharedStrategy }))
+	add("outbound-high-water", "bytes buffered to a client before QoS 0 is dropped", intOpt(func(c *nodeConfig) *int { return &c.Broker.OutboundHighWater }))
+	add("connect-timeout", "time allowed between connecting and CONNECT", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.ConnectTimeout }))
+	add("sys-interval", "period of $SYS updates (0 = off)", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.SysInterval }))
+	add("mailbox-size", "cross-loop deliveries queued per loop before QoS 0 is dropped", intOpt(func(c *nodeConfig) *int { return &c.Broker.MailboxSize }))
+	return o
+}
+
+func defaultNodeConfig() nodeConfig {
+	return nodeConfig{Listen: ":1883", LogLevel: "info", DataDir: "data", Broker: broker.DefaultConfig()}
+}
+
+// loadConfig builds the configuration: defaults, then the config file, then
+// FLOCKMQ_* environment variables, then flags.
+func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeConfig, error) {
+	cfg := defaultNodeConfig()
+	opts := options()
+	fs := flag.NewFlagSet("flockmq", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", env("FLOCKMQ_CONFIG"), "config file of name = value lines (FLOCKMQ_CONFIG)")
+	flagVals := make(map[string]*string, len(opts))
+	for _, o := range opts {
+		v := new(string)
+		flagVals[o.name] = v
+		fs.StringVar(v, o.name, "", fmt.Sprintf("%s (default %s; env %s)", o.doc, o.def(&cfg), envName(o.name)))
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	byName := make(map[string]option, len(opts))
+	for _, o := range opts {
+		byName[o.name] = o
+	}
+	if *configFile != "" {
+		if err := applyFile(&cfg, *configFile, byName); err != nil {
+			return cfg, err
+		}
+	}
+	for _, o := range opts {
+		if v := env(envName(o.name)); v != "" {
+			if err := o.set(&cfg, v); err != nil {
+				return cfg, fmt.Errorf("environment %s: %w", envName(o.name), err)
+			}
+		}
+	}
+	var ferr error
+	fs.Visit(func(f *flag.Flag) {
+		if o, ok := byName[f.Name]; ok && ferr == nil {
+			if err := o.set(&cfg, *flagVals[f.Name]); err != nil {
+				ferr = fmt.Errorf("flag -%s: %w", f.Name, err)
+			}
+		}
+	})
+	if ferr != nil {
+		return cfg, ferr
+	}
+	if err := cfg.Broker.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+func envName(name string) string {
+	return "FLOCKMQ_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// applyFile reads name = value lines; blank lines and # comments are skipped.
+func applyFile(cfg *nodeConfig, path string, byName map[string]option) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config file: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(text, "=")
+		if !ok {
+			return fmt.Errorf("config file %s line %d: expected name = value", path, line)
+		}
+		name, value = strings.TrimSpace(name), strings.TrimSpace(value)
+		o, known := byName[name]
+		if !known {
+			return fmt.Errorf("config file %s line %d: unknown option %q", path, line, name)
+		}
+		if err := o.set(cfg, value); err != nil {
+			return fmt.Errorf("config file %s line %d: %s: %w", path, line, name, err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("config file %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package eventloop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/flockmq/flockmq/broker"
+)
+
+// Options configure the gnet engine.
+type Options struct {
+	// Loops is the number of event loops (0 = GOMAXPROCS).
+	Loops int
+	// ReadBufferCap is each loop's read buffer in bytes (gnet rounds it up to a
+	// power of two).
+	ReadBufferCap int
+	// Logger receives gnet's own log lines.
+	Logger *slog.Logger
+}
+
+// Server serves MQTT over plain TCP on gnet event loops, each driving one
+// broker.Loop. Start and Stop are safe for concurrent use.
+type Server struct {
+	b    *broker.Broker
+	addr string
+	opts Options
+
+	mu    sync.Mutex
+	eng   gnet.Engine
+	loops map[gnet.EventLoop]*broker.Loop
+	ready chan struct{}
+	done  chan error
+	bound net.Addr
+}
+
+// NewServer returns a server for b listening on addr ("host:port"; port 0
+// picks a free port, reported by Addr).
+func NewServer(b *broker.Broker, addr string, opts Options) *Server {
+	if opts.Loops <= 0 {
+		opts.Loops = runtime.GOMAXPROCS(0)
+	}
+	if opts.ReadBufferCap <= 0 {
+		opts.ReadBufferCap = 64 << 10
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Server{b: b, addr: addr, opts: opts, loops: make(map[gnet.EventLoop]*broker.Loop),
+		ready: make(chan struct{}), done: make(chan error, 1)}
+}
+
+// Start listens and returns once the engine is serving, or with the error
+// that stopped it from starting.
+func (s *Server) Start() error {
+	_, port, err := net.SplitHostPort(s.addr)
+	if err != nil {
+		return fmt.Errorf("eventloop: listen address %q: %w", s.addr, err)
+	}
+	// SO_REUSEPORT gives every loop its own listener; with port 0 each would
+	// get a different port, so a single listener is used then.
+	reuse := port != "0" && s.opts.Loops > 1
+	h := &handler{s: s}
+	go func() {
+		s.done <- gnet.Run(h, "tcp://"+s.addr,
+			gnet.WithNumEventLoop(s.opts.Loops),
+			gnet.WithMulticore(s.opts.Loops > 1),
+			gnet.WithReusePort(reuse),
+			gnet.WithReuseAddr(true),
+			gnet.WithTicker(true),
+			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+			gnet.WithReadBufferCap(s.opts.ReadBufferCap),
+			gnet.WithLoadBalancing(gnet.LeastConnections),
+			gnet.WithLogger(gnetLogger{s.opts.Logger}),
+		)
+	}()
+	select {
+	case <-s.ready:
+	case err := <-s.done:
+		if err == nil {
+			err = errors.New("engine stopped before it started")
+		}
+		return fmt.Errorf("eventloop: listen on %s: %w", s.addr, err)
+	}
+	return s.resolveAddr()
+}
+
+// resolveAddr learns the bound address from a duplicate of the listener.
+func (s *Server) resolveAddr() error {
+	s.mu.Lock()
+	eng := s.eng
+	s.mu.Unlock()
+	fd, err := eng.Dup()
+	if err != nil {
+		// Several listeners (SO_REUSEPORT): they share the configured port.
+		a, rerr := net.ResolveTCPAddr("tcp", s.addr)
+		if rerr != nil {
+			return rerr
+		}
+		s.bound = a
+		return nil
+	}
+	f := os.NewFile(uintptr(fd), "listener")
+	defer f.Close()
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return fmt.Errorf("eventloop: inspect listener: %w", err)
+	}
+	defer ln.Close()
+	s.bound = ln.Addr()
+	return nil
+}
+
+// Addr is the address the server listens on, valid after Start.
+func (s *Server) Addr() net.Addr { return s.bound }
+
+// Stop stops accepting and closes every connection, then waits for the
+// engine to finish or ctx to end.
+func (s *Server) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	eng := s.eng
+	s.mu.Unlock()
+	if err := eng.Stop(ctx); err != nil && !strings.Contains(err.Error(), "shutdown") {
+		return err
+	}
+	select {
+	case <-s.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *Server) loopFor(el gnet.EventLoop) *broker.Loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.loops[el]
+	if l == nil {
+		l = s.b.NewLoop(func(f func()) bool {
+			return el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				f()
+				return nil
+			})) == nil
+		})
+		s.loops[el] = l
+	}
+	return l
+}
+
+// handler adapts gnet's callbacks to the broker loop contract.
+type handler struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+// conn is the broker.Transport of a gnet connection.
+type conn struct {
+	c      gnet.Conn
+	l      *broker.Loop
+	client *broker.Client
+	remote string
+}
+
+func (t *conn) Write(b []byte) error {
+	_, err := t.c.Write(b)
+	return err
+}
+func (t *conn) OutboundBuffered() int { return t.c.OutboundBuffered() }
+func (t *conn) Close()                { _ = t.c.Close() }
+func (t *conn) Resume()               { _ = t.c.Wake(nil) }
+func (t *conn) RemoteAddr() string    { return t.remote }
+
+func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
+	h.s.mu.Lock()
+	h.s.eng = eng
+	h.s.mu.Unlock()
+	close(h.s.ready)
+	return gnet.None
+}
+
+func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	t := &conn{c: c, l: h.s.loopFor(c.EventLoop())}
+	if a := c.RemoteAddr(); a != nil {
+		t.remote = a.String()
+	}
+	t.client = t.l.Open(t)
+	c.SetContext(t)
+	return nil, gnet.None
+}
+
+func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
+	t, ok := c.Context().(*conn)
+	if !ok {
+		return gnet.Close
+	}
+	buf, _ := c.Peek(-1)
+	if len(buf) > 0 {
+		n := t.l.Input(t.client, buf)
+		_, _ = c.Discard(n)
+	}
+	t.l.Flush()
+	return gnet.None
+}
+
+func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
+	if t, ok := c.Context().(*conn); ok {
+		t.l.Closed(t.client)
+		t.l.Flush()
+	}
+	return gnet.None
+}
+
+func (h *handler) OnTick() (time.Duration, gnet.Action) {
+	h.s.mu.Lock()
+	loops := make([]*broker.Loop, 0, len(h.s.loops))
+	for _, l := range h.s.loops {
+		loops = append(loops, l)
+	}
+	h.s.mu.Unlock()
+	for _, l := range loops {
+		l.Exec(l.Tick)
+	}
+	return time.Second, gnet.None
+}
+
+// gnetLogger sends gnet's log lines to slog.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error("gnet: " + fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error("gnet: fatal: " + fmt.Sprintf(f, a...)) }
