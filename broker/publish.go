@@ -191,7 +191,7 @@ func (c *Client) handlePubrec(a *codec.AckPacket) {
 		return
 	}
 	s.inflight[i].released = true
-	s.inflight[i].d.msg = nil // the payload is no longer needed
+	s.inflight[i].d.msg = nil                           // the payload is no longer needed
 	c.writeAck(codec.Pubrel, a.PacketID, codec.Success) // [MQTT-4.3.3-4]
 }
 

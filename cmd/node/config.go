@@ -18,7 +18,6 @@ type nodeConfig struct {
 	Listen   string
 	Loops    int
 	LogLevel string
-	DataDir  string
 	Broker   broker.Config
 }
 
@@ -105,7 +104,6 @@ func options() []option {
 	add("listen", "MQTT over TCP listen address", strOpt(func(c *nodeConfig) *string { return &c.Listen }))
 	add("loops", "event loops (0 = one per CPU)", intOpt(func(c *nodeConfig) *int { return &c.Loops }))
 	add("log-level", "debug, info, warn or error", strOpt(func(c *nodeConfig) *string { return &c.LogLevel }))
-	add("data-dir", "directory for the node's persistent state", strOpt(func(c *nodeConfig) *string { return &c.DataDir }))
 	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
 	add("receive-maximum", "unacknowledged QoS 1/2 publishes a client may send", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.ReceiveMaximum }))
@@ -128,7 +126,7 @@ func options() []option {
 }
 
 func defaultNodeConfig() nodeConfig {
-	return nodeConfig{Listen: ":1883", LogLevel: "info", DataDir: "data", Broker: broker.DefaultConfig()}
+	return nodeConfig{Listen: ":1883", LogLevel: "info", Broker: broker.DefaultConfig()}
 }
 
 // loadConfig builds the configuration: defaults, then the config file, then

@@ -1,0 +1,253 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// RaftConfig configures a node's raft instance.
+type RaftConfig struct {
+	// NodeID is the node's stable raft server ID.
+	NodeID string
+	// Dir holds raft.db (log and stable store) and snapshots/.
+	Dir string
+	// Bind is the TCP address raft and the forwarding RPC listen on.
+	Bind string
+	// Advertise is the address other nodes dial (default: the bound address).
+	Advertise string
+	// Bootstrap, on first start, makes a cluster of Servers (or of this node
+	// alone when Servers is empty). Every node bootstrapping the same cluster
+	// must be given the same Servers.
+	Bootstrap bool
+	Servers   []raft.Server
+	// Fast shortens the timeouts for tests on loopback.
+	Fast bool
+	// LogOutput receives raft's own log lines (default: discarded).
+	LogOutput io.Writer
+}
+
+// Raft is a running raft instance with its stores and transport. Methods are
+// safe for concurrent use.
+type Raft struct {
+	*raft.Raft
+	store *raftboltdb.BoltStore
+	trans *raft.NetworkTransport
+	mux   *mux
+	snaps *raft.FileSnapshotStore
+	addr  raft.ServerAddress
+	once  sync.Once
+}
+
+// raftTuning returns the raft configuration for a LAN broker (see the
+// reference notes, section 3.3).
+func raftTuning(cfg RaftConfig, logger hclog.Logger) *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = logger
+	rc.HeartbeatTimeout = time.Second
+	rc.ElectionTimeout = time.Second
+	rc.LeaderLeaseTimeout = 500 * time.Millisecond
+	rc.CommitTimeout = 10 * time.Millisecond
+	rc.MaxAppendEntries = 256
+	rc.BatchApplyCh = true
+	rc.TrailingLogs = 10240
+	rc.SnapshotInterval = 120 * time.Second
+	rc.SnapshotThreshold = 16384
+	if cfg.Fast {
+		rc.HeartbeatTimeout = 150 * time.Millisecond
+		rc.ElectionTimeout = 150 * time.Millisecond
+		rc.LeaderLeaseTimeout = 100 * time.Millisecond
+		rc.CommitTimeout = 5 * time.Millisecond
+	}
+	return rc
+}
+
+// restoreGuard wraps an FSM to remember why the last Restore failed, so that a
+// start that cannot load any snapshot reports which file and why.
+type restoreGuard struct {
+	raft.FSM
+	mu  sync.Mutex
+	err error
+}
+
+func (g *restoreGuard) Restore(rc io.ReadCloser) error {
+	err := g.FSM.Restore(rc)
+	g.mu.Lock()
+	g.err = err
+	g.mu.Unlock()
+	return err
+}
+
+type batchingGuard struct{ *restoreGuard }
+
+func (g batchingGuard) ApplyBatch(logs []*raft.Log) []interface{} {
+	return g.FSM.(raft.BatchingFSM).ApplyBatch(logs)
+}
+
+// OpenRaft opens (or creates) the raft state in cfg.Dir and starts raft with
+// fsm. A damaged log store or snapshot gives an error naming the file.
+func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
+	if cfg.NodeID == "" {
+		return nil, errors.New("cluster: raft needs a node id")
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("cluster: data dir: %w", err)
+	}
+	out := cfg.LogOutput
+	if out == nil {
+		out = io.Discard
+	}
+	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
+
+	dbPath := filepath.Join(cfg.Dir, "raft.db")
+	store, err := raftboltdb.New(raftboltdb.Options{
+		Path:        dbPath,
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft log store %s is unreadable: %w", dbPath, err)
+	}
+	// Read the stable state once so that a damaged store fails here, clearly.
+	if _, err := store.LastIndex(); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cluster: raft log store %s is damaged: %w", dbPath, err)
+	}
+	snapDir := filepath.Join(cfg.Dir, "snapshots")
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, logger)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cluster: snapshot store %s: %w", snapDir, err)
+	}
+
+	ln, err := net.Listen("tcp", cfg.Bind)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cluster: raft listen on %s: %w", cfg.Bind, err)
+	}
+	var adv net.Addr = ln.Addr()
+	if cfg.Advertise != "" {
+		a, err := net.ResolveTCPAddr("tcp", cfg.Advertise)
+		if err != nil {
+			ln.Close()
+			store.Close()
+			return nil, fmt.Errorf("cluster: advertise address %q: %w", cfg.Advertise, err)
+		}
+		adv = a
+	}
+	m := newMux(ln, adv)
+	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: raftLayer{m}, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
+	})
+	go m.serve()
+
+	guard := &restoreGuard{FSM: fsm}
+	var wrapped raft.FSM = guard
+	if _, ok := fsm.(raft.BatchingFSM); ok {
+		wrapped = batchingGuard{guard}
+	}
+	rc := raftTuning(cfg, logger)
+	logs, err := raft.NewLogCache(1024, store)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		return nil, fmt.Errorf("cluster: log cache: %w", err)
+	}
+	addr := trans.LocalAddr()
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(logs, store, snaps)
+		if err != nil {
+			trans.Close()
+			store.Close()
+			return nil, fmt.Errorf("cluster: read raft state in %s: %w", cfg.Dir, err)
+		}
+		if !has {
+			servers := cfg.Servers
+			if len(servers) == 0 {
+				servers = []raft.Server{{Suffrage: raft.Voter, ID: rc.LocalID, Address: addr}}
+			}
+			if err := raft.BootstrapCluster(rc, logs, store, snaps, trans, raft.Configuration{Servers: servers}); err != nil {
+				trans.Close()
+				store.Close()
+				return nil, fmt.Errorf("cluster: bootstrap: %w", err)
+			}
+		}
+	}
+	r, err := raft.NewRaft(rc, wrapped, logs, store, snaps, trans)
+	if err != nil {
+		trans.Close()
+		store.Close()
+		guard.mu.Lock()
+		ferr := guard.err
+		guard.mu.Unlock()
+		if ferr == nil {
+			ferr = snapshotProblem(snaps)
+		}
+		if ferr != nil {
+			return nil, fmt.Errorf("cluster: no snapshot in %s could be restored (the newest: %v): %w", snapDir, ferr, err)
+		}
+		return nil, fmt.Errorf("cluster: start raft in %s: %w", cfg.Dir, err)
+	}
+	return &Raft{Raft: r, store: store, trans: trans, mux: m, snaps: snaps, addr: addr}, nil
+}
+
+// snapshotProblem opens the newest snapshot to say why it cannot be read
+// (raft itself only reports that none could be loaded).
+func snapshotProblem(snaps *raft.FileSnapshotStore) error {
+	list, err := snaps.List()
+	if err != nil {
+		return err
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	_, rc, err := snaps.Open(list[0].ID)
+	if err != nil {
+		return fmt.Errorf("snapshot %s: %w", list[0].ID, err)
+	}
+	rc.Close()
+	return fmt.Errorf("snapshot %s was rejected by the state machine", list[0].ID)
+}
+
+// Addr is the address raft is reachable at.
+func (r *Raft) Addr() raft.ServerAddress { return r.addr }
+
+// Close shuts raft down and closes the stores and the transport.
+func (r *Raft) Close() error {
+	var err error
+	r.once.Do(func() {
+		err = r.Shutdown().Error()
+		r.trans.Close()
+		if cerr := r.store.Close(); err == nil {
+			err = cerr
+		}
+	})
+	return err
+}
+
+// WaitLeader polls until the cluster has a leader or the timeout passes.
+func (r *Raft) WaitLeader(timeout time.Duration) (raft.ServerID, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if _, id := r.LeaderWithID(); id != "" {
+			return id, nil
+		}
+		if time.Now().After(deadline) {
+			return "", errors.New("cluster: no raft leader within " + timeout.String())
+		}
+		select {
+		case <-r.LeaderCh():
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}
