@@ -27,6 +27,9 @@ type mux struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{} // served handler connections, closed with the mux
 }
 
 func newMux(ln net.Listener, advertise net.Addr) *mux {
@@ -34,7 +37,7 @@ func newMux(ln net.Listener, advertise net.Addr) *mux {
 		advertise = ln.Addr()
 	}
 	return &mux{ln: ln, advertise: advertise, raftCh: make(chan net.Conn, 16),
-		handlers: make(map[byte]func(net.Conn)), closed: make(chan struct{})}
+		handlers: make(map[byte]func(net.Conn)), closed: make(chan struct{}), conns: make(map[net.Conn]struct{})}
 }
 
 // handle registers the handler of a stream type; call before serve.
@@ -89,12 +92,30 @@ func (m *mux) route(c net.Conn) {
 		c.Close()
 		return
 	}
+	m.mu.Lock()
+	select {
+	case <-m.closed:
+		m.mu.Unlock()
+		c.Close()
+		return
+	default:
+	}
+	m.conns[c] = struct{}{}
+	m.mu.Unlock()
 	h(c)
+	m.mu.Lock()
+	delete(m.conns, c)
+	m.mu.Unlock()
 }
 
 func (m *mux) close() {
 	m.closeOnce.Do(func() {
+		m.mu.Lock()
 		close(m.closed)
+		for c := range m.conns {
+			c.Close()
+		}
+		m.mu.Unlock()
 		m.ln.Close()
 	})
 	m.wg.Wait()

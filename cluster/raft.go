@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -47,6 +48,9 @@ type Raft struct {
 	snaps *raft.FileSnapshotStore
 	addr  raft.ServerAddress
 	once  sync.Once
+
+	forward atomic.Pointer[func(req []byte) ([]byte, error)]
+	pool    *forwardPool
 }
 
 // raftTuning returns the raft configuration for a LAN broker (see the
@@ -146,6 +150,14 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
 		adv = a
 	}
 	m := newMux(ln, adv)
+	node := &Raft{mux: m, pool: newForwardPool()}
+	m.handle(streamForward, forwardHandler(func(req []byte) ([]byte, error) {
+		h := node.forward.Load()
+		if h == nil {
+			return nil, errors.New("this node takes no forwarded proposals yet")
+		}
+		return (*h)(req)
+	}))
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: raftLayer{m}, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
 	})
@@ -198,7 +210,8 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
 		}
 		return nil, fmt.Errorf("cluster: start raft in %s: %w", cfg.Dir, err)
 	}
-	return &Raft{Raft: r, store: store, trans: trans, mux: m, snaps: snaps, addr: addr}, nil
+	node.Raft, node.store, node.trans, node.snaps, node.addr = r, store, trans, snaps, addr
+	return node, nil
 }
 
 // snapshotProblem opens the newest snapshot to say why it cannot be read
@@ -219,6 +232,16 @@ func snapshotProblem(snaps *raft.FileSnapshotStore) error {
 	return fmt.Errorf("snapshot %s was rejected by the state machine", list[0].ID)
 }
 
+// SetForwardHandler sets how this node answers proposals forwarded to it
+// while it leads.
+func (r *Raft) SetForwardHandler(h func(req []byte) ([]byte, error)) { r.forward.Store(&h) }
+
+// Forward sends req to the node at addr (the leader's raft address) and
+// returns its answer.
+func (r *Raft) Forward(addr raft.ServerAddress, req []byte, timeout time.Duration) ([]byte, error) {
+	return r.pool.call(string(addr), req, timeout)
+}
+
 // Addr is the address raft is reachable at.
 func (r *Raft) Addr() raft.ServerAddress { return r.addr }
 
@@ -228,6 +251,7 @@ func (r *Raft) Close() error {
 	r.once.Do(func() {
 		err = r.Shutdown().Error()
 		r.trans.Close()
+		r.pool.close()
 		if cerr := r.store.Close(); err == nil {
 			err = cerr
 		}

@@ -226,3 +226,31 @@ func TestRaftDamagedSnapshot(t *testing.T) {
 		t.Fatalf("want an error naming the snapshot dir, got %v", err)
 	}
 }
+
+// TestForwardRPC: a follower's request reaches the leader's handler over the
+// raft port and the answer, or the leader's error, comes back.
+func TestForwardRPC(t *testing.T) {
+	a := openTestRaft(t, "a", t.TempDir(), true, &sumFSM{})
+	defer a.Close()
+	b := openTestRaft(t, "b", t.TempDir(), false, &sumFSM{})
+	defer b.Close()
+	a.SetForwardHandler(func(req []byte) ([]byte, error) {
+		if string(req) == "fail" {
+			return nil, io.ErrUnexpectedEOF
+		}
+		return append([]byte("echo:"), req...), nil
+	})
+	for i := 0; i < 3; i++ { // the pooled connection is reused
+		resp, err := b.Forward(a.Addr(), []byte("hello"), 2*time.Second)
+		if err != nil || string(resp) != "echo:hello" {
+			t.Fatalf("forward: %q, %v", resp, err)
+		}
+	}
+	if _, err := b.Forward(a.Addr(), []byte("fail"), 2*time.Second); err == nil || !strings.Contains(err.Error(), "unexpected EOF") {
+		t.Fatalf("want the leader's error, got %v", err)
+	}
+	// A node with no handler answers with an error, not a hang.
+	if _, err := a.Forward(b.Addr(), []byte("x"), 2*time.Second); err == nil {
+		t.Fatal("want an error from a node without a handler")
+	}
+}
