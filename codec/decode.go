@@ -17,7 +17,9 @@ func Decode(b []byte, v Version, maxSize int, pk *Packet) (int, error) {
 	if len(b) < total {
 		return 0, ErrIncomplete
 	}
-	return total, DecodeBody(h, b[h.HeaderLen:total], v, pk)
+	// Cap the body at the packet's end so that no view (the payload above all)
+	// can be appended into the bytes of the next packet.
+	return total, DecodeBody(h, b[h.HeaderLen:total:total], v, pk)
 }
 
 // DecodeBody decodes a packet body whose fixed header was read by
@@ -222,15 +224,16 @@ func decodeConnack(b []byte, v Version, c *ConnackPacket) error {
 			return ErrTrailingBytes
 		}
 		if c.Reason > V3NotAuthorized {
-			return ErrReasonNotAllowed
+			return ErrReasonNotAllowed // 3.1.1 section 3.2.2.3: 6-255 reserved
 		}
 		return nil
 	}
 	if !connackReasons.has(c.Reason) {
-		return ErrReasonNotAllowed
+		return ErrReasonNotAllowed // [MQTT-3.2.2-8]
 	}
 	if len(b) == 2 {
-		return nil // tolerate a missing property length
+		// Tolerated, although [MQTT-2.2.2-1] asks for a zero Property Length.
+		return nil
 	}
 	n, err := decodeProperties(b[2:], kindConnack, &c.Props)
 	if err != nil {
@@ -313,9 +316,9 @@ func decodeAck(b []byte, t PacketType, v Version, a *AckPacket) error {
 		return nil // reason 0x00 and no properties may be omitted
 	}
 	a.Reason = ReasonCode(b[2])
-	allowed := &pubackReasons
+	allowed := &pubackReasons // PUBACK [MQTT-3.4.2-1], PUBREC [MQTT-3.5.2-1]
 	if t == Pubrel || t == Pubcomp {
-		allowed = &pubrelReasons
+		allowed = &pubrelReasons // PUBREL [MQTT-3.6.2-1], PUBCOMP [MQTT-3.7.2-1]
 	}
 	if !allowed.has(a.Reason) {
 		return ErrReasonNotAllowed
@@ -333,6 +336,9 @@ func decodeAck(b []byte, t PacketType, v Version, a *AckPacket) error {
 	return nil
 }
 
+// decodeSubscribe checks the packet's structure but not the topic filters'
+// syntax: the broker calls ValidateTopicFilter on each and answers with the
+// error's Code, per filter in a v5 SUBACK or by closing the connection.
 func decodeSubscribe(b []byte, v Version, s *SubscribePacket) error {
 	s.Subscriptions = s.Subscriptions[:0]
 	id, err := readUint16(b)
@@ -368,22 +374,22 @@ func decodeSubscribe(b []byte, v Version, s *SubscribePacket) error {
 		o := b[0]
 		b = b[1:]
 		sub := Subscription{Filter: f, QoS: o & 0x03}
-		if sub.QoS == 3 {
-			return ErrQoS3
-		}
 		if v != V5 {
-			if o&0xFC != 0 {
-				return ErrSubOptionsReserved // 3.1.1 [MQTT-3-8.3-4]
+			if o&0xFC != 0 || sub.QoS == 3 {
+				return ErrSubOptionsReserved // 3.1.1 [MQTT-3-8.3-4] (sic)
 			}
 		} else {
 			if o&0xC0 != 0 {
 				return ErrSubOptionsReserved // [MQTT-3.8.3-5]
 			}
+			if sub.QoS == 3 {
+				return ErrSubscriptionQoS3 // section 3.8.3.1
+			}
 			sub.NoLocal = o&0x04 != 0
 			sub.RetainAsPublished = o&0x08 != 0
 			sub.RetainHandling = (o >> 4) & 0x03
 			if sub.RetainHandling == 3 {
-				return ErrRetainHandling3
+				return ErrRetainHandling3 // section 3.8.3.1
 			}
 			if sub.NoLocal && hasSharePrefix(f) {
 				return ErrNoLocalShared // [MQTT-3.8.3-4]
@@ -435,7 +441,7 @@ func decodeSuback(b []byte, v Version, kind propKind, s *SubackPacket) error {
 	}
 	for _, c := range b {
 		if !allowed.has(ReasonCode(c)) {
-			return ErrReasonNotAllowed
+			return ErrReasonNotAllowed // [MQTT-3.9.3-2], [MQTT-3.11.3-2]; 3.1.1 [MQTT-3.9.3-2]
 		}
 		s.Reasons = append(s.Reasons, ReasonCode(c))
 	}
@@ -505,7 +511,7 @@ func decodeReasonProps(b []byte, kind propKind, allowed *reasonSet, r *ReasonCod
 	}
 	*r = ReasonCode(b[0])
 	if !allowed.has(*r) {
-		return ErrReasonNotAllowed
+		return ErrReasonNotAllowed // section 3.14.2.1; AUTH [MQTT-3.15.2-1]
 	}
 	if len(b) == 1 {
 		return nil

@@ -11,7 +11,17 @@
 // computing sizes first, so encoding into a buffer with room does not allocate.
 //
 // Every normative check cites its conformance id ([MQTT-x.y.z-n], MQTT 5.0 unless
-// marked 3.1.1). Errors are *Error values carrying the MQTT reason code to answer
-// with; ReasonCode itself implements error, so errors.Is(err, MalformedPacket)
-// works. Nothing in this package panics on input.
+// marked 3.1.1), or its section where the specification numbers no statement.
+// Errors are *Error values carrying the MQTT reason code to answer with;
+// ReasonCode itself implements error, so errors.Is(err, MalformedPacket) works.
+// Nothing in this package panics on input.
+//
+// Topic filters in SUBSCRIBE and UNSUBSCRIBE are checked for structure only;
+// ValidateTopicFilter checks each filter's syntax, for the broker to answer per
+// filter. Rules that depend on the direction of a packet (a client's PUBLISH
+// must carry no Subscription Identifier [MQTT-3.3.4-6]) or on session state
+// (topic alias ranges, packet identifiers in use) are the caller's.
+//
+// The golden packets the tests share, written by hand from the specification,
+// are in the codectest package for other packages' tests to reuse.
 package codec

@@ -50,8 +50,8 @@ func checkFlags(t PacketType, flags byte) error {
 		}
 		return nil
 	}
-	if flags != 0 {
-		return ErrReservedFlags // [MQTT-2.1.3-1]
+	if flags != 0 { // [MQTT-2.1.3-1]; DISCONNECT [MQTT-3.14.1-1], AUTH [MQTT-3.15.1-1]
+		return ErrReservedFlags
 	}
 	return nil
 }

@@ -1,5 +1,7 @@
 package codec
 
+import "strconv"
+
 // PacketType is the MQTT control packet type, the high nibble of the first byte.
 type PacketType byte
 
@@ -50,7 +52,7 @@ func (v Version) String() string {
 	case V5:
 		return "5.0"
 	}
-	return "level " + string(rune('0'+v%10))
+	return "level " + strconv.Itoa(int(v))
 }
 
 // Limits fixed by the specification.

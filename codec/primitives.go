@@ -18,7 +18,7 @@ func readVarint(b []byte) (value, n int, err error) {
 		}
 		mult <<= 7
 	}
-	return 0, 0, ErrVarintTooLong // [MQTT-1.5.5-1]: at most four bytes
+	return 0, 0, ErrVarintTooLong // section 1.5.5: at most four bytes
 }
 
 // varintLen is the encoded length of v, which must be at most MaxRemainingLength.

@@ -1,5 +1,7 @@
 package codec
 
+import "math/bits"
+
 // PropID is a v5 property identifier (section 2.2.2.2).
 type PropID byte
 
@@ -75,11 +77,12 @@ type Properties struct {
 // Has reports whether property id is present.
 func (p *Properties) Has(id PropID) bool { return id <= maxPropID && p.present&(1<<id) != 0 }
 
-// Set marks property id present. Set the value field as well; for user
-// properties and subscription identifiers, appending to the slice is enough
-// (Set is implied when the slice is non-empty at encoding time).
+// Set marks property id present; unknown identifiers are ignored. Set the
+// value field as well; for user properties and subscription identifiers,
+// appending to the slice is enough (Set is implied when the slice is non-empty
+// at encoding time).
 func (p *Properties) Set(id PropID) {
-	if id <= maxPropID {
+	if id <= maxPropID && propTable[id].typ != 0 {
 		p.present |= 1 << id
 	}
 }
@@ -233,7 +236,9 @@ func decodeProperties(b []byte, kind propKind, p *Properties) (int, error) {
 	p.Reset()
 	plen, n, err := readVarint(b)
 	if err != nil {
-		return 0, err
+		// The body is whole: a length cut short is malformed, not a reason
+		// to wait for more bytes.
+		return 0, mapShort(err)
 	}
 	end := n + plen
 	if end > len(b) || end < n {
@@ -248,7 +253,7 @@ func decodeProperties(b []byte, kind propKind, p *Properties) (int, error) {
 		}
 		info := propTable[id]
 		if info.allowed&kind == 0 {
-			return 0, ErrPropertyNotAllowed // [2.2.2.2] invalid identifier for the packet: malformed
+			return 0, ErrPropertyNotAllowed // section 2.2.2.2: an identifier not valid for the packet is malformed
 		}
 		bit := uint64(1) << id
 		if p.present&bit != 0 && id != PropUser && !(id == PropSubscriptionID && kind == kindPublish) {
@@ -332,6 +337,9 @@ func decodeProperties(b []byte, kind propKind, p *Properties) (int, error) {
 				if err := validUTF8(s); err != nil {
 					return 0, err
 				}
+			}
+			if id == PropResponseTopic && ValidateTopicName(s) != nil {
+				return 0, ErrResponseTopicInvalid // [MQTT-3.3.2-14]
 			}
 			setBytesProp(p, id, s)
 		case ptPair:
@@ -476,40 +484,23 @@ func intProp(p *Properties, id PropID) uint32 {
 	return 0
 }
 
-// encodeOrder is the order properties are written in: ascending identifier,
-// with user properties last so that the fixed ones come first.
-var encodeOrder = [...]PropID{
-	PropPayloadFormat, PropMessageExpiry, PropContentType, PropResponseTopic,
-	PropCorrelationData, PropSubscriptionID, PropSessionExpiry, PropAssignedClientID,
-	PropServerKeepAlive, PropAuthMethod, PropAuthData, PropRequestProblemInfo,
-	PropWillDelay, PropRequestResponseInfo, PropResponseInfo, PropServerReference,
-	PropReasonString, PropReceiveMaximum, PropTopicAliasMaximum, PropTopicAlias,
-	PropMaximumQoS, PropRetainAvailable, PropMaximumPacketSize,
-	PropWildcardSubAvailable, PropSubIDAvailable, PropSharedSubAvailable, PropUser,
-}
-
-// present reports whether id is to be encoded: its bit is set, or for the two
-// list properties, the list is non-empty.
-func (p *Properties) encodes(id PropID) bool {
-	switch id {
-	case PropUser:
-		return len(p.User) > 0
-	case PropSubscriptionID:
-		return len(p.SubscriptionIDs) > 0
+// encodeMask is the set of properties to encode, one bit per identifier:
+// those marked present, with subscription identifiers and user properties
+// decided by their lists instead. Properties are written in ascending
+// identifier order, user properties last, after the fixed ones.
+func (p *Properties) encodeMask() uint64 {
+	m := p.present &^ (1<<PropUser | 1<<PropSubscriptionID)
+	if len(p.SubscriptionIDs) > 0 {
+		m |= 1 << PropSubscriptionID
 	}
-	return p.present&(1<<id) != 0
+	return m
 }
 
 // size returns the encoded length of the properties, without the length prefix.
 func (p *Properties) size() int {
-	if p.present == 0 && len(p.User) == 0 && len(p.SubscriptionIDs) == 0 {
-		return 0
-	}
 	n := 0
-	for _, id := range encodeOrder {
-		if !p.encodes(id) {
-			continue
-		}
+	for m := p.encodeMask(); m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(m))
 		switch propTable[id].typ {
 		case ptByte:
 			n += 2
@@ -523,11 +514,10 @@ func (p *Properties) size() int {
 			}
 		case ptString, ptBinary:
 			n += 3 + len(bytesProp(p, id))
-		case ptPair:
-			for _, u := range p.User {
-				n += 5 + len(u.Key) + len(u.Value)
-			}
 		}
+	}
+	for _, u := range p.User {
+		n += 5 + len(u.Key) + len(u.Value)
 	}
 	return n
 }
@@ -538,10 +528,8 @@ func appendProperties(dst []byte, p *Properties, size int) []byte {
 	if size == 0 {
 		return dst
 	}
-	for _, id := range encodeOrder {
-		if !p.encodes(id) {
-			continue
-		}
+	for m := p.encodeMask(); m != 0; m &= m - 1 {
+		id := PropID(bits.TrailingZeros64(m))
 		switch propTable[id].typ {
 		case ptByte:
 			dst = append(dst, byte(id), byteProp(p, id))
@@ -559,13 +547,12 @@ func appendProperties(dst []byte, p *Properties, size int) []byte {
 		case ptString, ptBinary:
 			dst = append(dst, byte(id))
 			dst = appendBytes(dst, bytesProp(p, id))
-		case ptPair:
-			for _, u := range p.User {
-				dst = append(dst, byte(id))
-				dst = appendBytes(dst, u.Key)
-				dst = appendBytes(dst, u.Value)
-			}
 		}
+	}
+	for _, u := range p.User {
+		dst = append(dst, byte(PropUser))
+		dst = appendBytes(dst, u.Key)
+		dst = appendBytes(dst, u.Value)
 	}
 	return dst
 }
