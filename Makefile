@@ -8,13 +8,17 @@ FUZZTIME     ?= 20s
 BENCHTIME    ?= 1s
 TEST_TIMEOUT ?= 9m
 
-.PHONY: all build run test fmt fmt-check vet lint fuzz bench clean
+.PHONY: all build bench-tool run test fmt fmt-check vet lint fuzz bench clean
 
 all: build
 
-## build: static flockmq binary in bin/ (CGO off).
-build:
+## build: static flockmq and flockmq-bench binaries in bin/ (CGO off).
+build: bench-tool
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/flockmq ./cmd/node
+
+## bench-tool: the load tool, bin/flockmq-bench (see bench/README.md).
+bench-tool:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/flockmq-bench ./bench/cmd/flockmq-bench
 
 ## run: a single-node broker with its embedded raft storage in ./data.
 run: build
@@ -49,6 +53,18 @@ fuzz:
 ## bench: every benchmark, with allocations.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) $(PKGS)
+
+## peers: the comparison brokers of bench-compare, bin/mochi (own go.mod in bench/peers/mochi).
+.PHONY: peers bench-compare
+peers:
+	cd bench/peers/mochi && $(GO) build -o ../../../$(BIN)/mochi .
+
+## bench-compare: FlockMQ vs Mosquitto vs mochi, written to docs/benchmarks.md
+## ("Broker comparison"); QUICK=1 is a short smoke run that leaves the docs alone.
+bench-compare: build peers
+	$(GO) build -o $(BIN)/bench-compare ./bench/cmd/bench-compare
+	./$(BIN)/bench-compare -bin $(BIN) $(if $(QUICK),-quick,-doc docs/benchmarks.md) \
+	  -make-command 'make bench-compare$(if $(QUICK), QUICK=1)'
 
 clean:
 	rm -rf $(BIN)

@@ -1,0 +1,398 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flockmq/flockmq/bench"
+)
+
+// parseCompare reads the JSON that `flockmq-bench compare --json` prints.
+func parseCompare(r io.Reader) (*bench.CompareResult, error) {
+	var res bench.CompareResult
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(&res); err != nil {
+		return nil, fmt.Errorf("compare JSON: %w", err)
+	}
+	if len(res.Targets) == 0 {
+		return nil, fmt.Errorf("compare JSON: no targets")
+	}
+	return &res, nil
+}
+
+// parseSummary reads the JSON of a single `flockmq-bench <scenario> --json`.
+func parseSummary(r io.Reader) (*bench.Summary, error) {
+	var s bench.Summary
+	if err := json.NewDecoder(r).Decode(&s); err != nil {
+		return nil, fmt.Errorf("summary JSON: %w", err)
+	}
+	return &s, nil
+}
+
+// mergeCompare joins per-target compare results (PerTargetPID rows) into one.
+func mergeCompare(parts []*bench.CompareResult) *bench.CompareResult {
+	if len(parts) == 0 {
+		return nil
+	}
+	out := *parts[0]
+	out.Targets = nil
+	for _, p := range parts {
+		out.Targets = append(out.Targets, p.Targets...)
+	}
+	return &out
+}
+
+var roundLine = regexp.MustCompile(`^== round \d+/\d+: (\S+) \(`)
+
+// parseRoundLine recognises the tool's "== round 2/3: mochi (127.0.0.1:1884)"
+// progress line and returns the target name.
+func parseRoundLine(line string) (string, bool) {
+	m := roundLine.FindStringSubmatch(line)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
+}
+
+// targetResult is one broker's figures for one row.
+type targetResult struct {
+	Name    string
+	Runs    []float64 // the row's figure, one per run
+	Median  float64
+	ToolCPU float64 // median cores used by the load tool
+	// QoS 1 rows: lost and duplicated summed over every compare run, and the
+	// extra check run's counts (reordered is not a compare figure).
+	Lost, Dup uint64
+	Check     *bench.SeqCounts
+	Errors    []string
+}
+
+// HasData says whether any run produced the figure.
+func (t targetResult) HasData() bool { return len(t.Runs) > 0 }
+
+// rowResult is one row of the table.
+type rowResult struct {
+	Row      row
+	Targets  []targetResult // FlockMQ first
+	Notes    []string       // broker crashes and other trouble
+	Commands []string       // the tool's command lines
+}
+
+// collect extracts the row's figure for each of names from a compare result.
+// sampled, for SampleRSS rows, maps a target to its per-run peak VmRSS and
+// idle to the broker's VmRSS at start; the figure is then the growth per
+// connection.
+func collect(r row, res *bench.CompareResult, names []string, sampled map[string][]int64, idle map[string]int64) []targetResult {
+	out := make([]targetResult, 0, len(names))
+	for _, name := range names {
+		tr := targetResult{Name: name}
+		var tf *bench.TargetFigures
+		if res != nil {
+			for i := range res.Targets {
+				if res.Targets[i].Name == name {
+					tf = &res.Targets[i]
+				}
+			}
+		}
+		if tf == nil {
+			tr.Errors = append(tr.Errors, "no result")
+			out = append(out, tr)
+			continue
+		}
+		tr.Errors = append(tr.Errors, tf.Errors...)
+		// A run that failed reports zeros: a zero throughput is a result,
+		// a zero latency or memory figure is not.
+		connected := tf.Runs["connect_per_s"]
+		if r.Figure == figSampledRSS {
+			for i, peak := range sampled[name] {
+				if r.Clients > 0 && i < len(connected) && connected[i] > 0 {
+					tr.Runs = append(tr.Runs, float64(peak-idle[name])/float64(r.Clients))
+				}
+			}
+		} else {
+			for _, v := range tf.Runs[r.Figure] {
+				if r.Higher || v != 0 {
+					tr.Runs = append(tr.Runs, v)
+				}
+			}
+		}
+		tr.Median = bench.Median(tr.Runs)
+		tr.ToolCPU = bench.Median(tf.Runs["tool_cpu_cores"])
+		for _, v := range tf.Runs["lost"] {
+			tr.Lost += uint64(v)
+		}
+		for _, v := range tf.Runs["duplicated"] {
+			tr.Dup += uint64(v)
+		}
+		out = append(out, tr)
+	}
+	return out
+}
+
+// bestPeer returns the index (into ts, never 0) of the best peer by the
+// row's direction, or -1 when no peer has data.
+func bestPeer(r row, ts []targetResult) int {
+	best := -1
+	for i := 1; i < len(ts); i++ {
+		if !ts[i].HasData() {
+			continue
+		}
+		if best < 0 || (r.Higher && ts[i].Median > ts[best].Median) ||
+			(!r.Higher && ts[i].Median < ts[best].Median) {
+			best = i
+		}
+	}
+	return best
+}
+
+// ratioCell is "FlockMQ / best peer", with the peer's name.
+func ratioCell(r row, ts []targetResult) string {
+	b := bestPeer(r, ts)
+	if b < 0 || len(ts) == 0 || !ts[0].HasData() || ts[b].Median == 0 {
+		return "n/a"
+	}
+	return fmt.Sprintf("%.2f (vs %s)", ts[0].Median/ts[b].Median, ts[b].Name)
+}
+
+// qosCell summarises lost / duplicated / reordered per target.
+func qosCell(ts []targetResult) string {
+	var parts []string
+	for _, t := range ts {
+		reord := "?"
+		if t.Check != nil {
+			reord = strconv.FormatUint(t.Check.Reordered, 10)
+		}
+		lost, dup := t.Lost, t.Dup
+		if t.Check != nil {
+			lost += t.Check.Lost
+			dup += t.Check.Duplicated
+		}
+		parts = append(parts, fmt.Sprintf("%s %d/%d/%s", t.Name, lost, dup, reord))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// formatFigure prints a figure for its unit: integers with thousands
+// separators, per-connection memory with two decimals.
+func formatFigure(v float64, unit string) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "n/a"
+	}
+	if strings.Contains(unit, "/ conn") {
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return thousands(int64(math.Round(v)))
+}
+
+func thousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func cell(t targetResult, unit string) string {
+	if !t.HasData() {
+		return "failed"
+	}
+	return formatFigure(t.Median, unit)
+}
+
+// env is the machine and run description at the top of the section.
+type env struct {
+	Date        time.Time
+	NProc       int
+	CPUModel    string
+	Kernel      string
+	GoVersion   string
+	Mosquitto   string
+	Mochi       string
+	FlockMQ     string // commit
+	LoadStart   string // `uptime` before the first row
+	LoadEnd     string // and after the last
+	BrokerCPUs  string // taskset list for every broker
+	ToolCPUs    string
+	Rounds      int
+	Quick       bool
+	MakeCommand string
+	Brokers     []string // broker command lines
+	MosqConf    string
+}
+
+// sectionTitle is the heading bench-compare owns in docs/benchmarks.md.
+const sectionTitle = "## Broker comparison"
+
+// renderSection builds the markdown section.
+func renderSection(e env, results []rowResult, names []string) string {
+	var b strings.Builder
+	p := func(format string, a ...any) { fmt.Fprintf(&b, format+"\n", a...) }
+	p("%s", sectionTitle)
+	p("")
+	p("Written by `%s` (bench/cmd/bench-compare) on %s. The numbers are not edited by hand; rerun the target to refresh them.",
+		e.MakeCommand, e.Date.UTC().Format("2006-01-02 15:04 MST"))
+	if e.Quick {
+		p("**QUICK smoke run**: 1 round, short durations, fewer connections; not a measurement.")
+	}
+	p("")
+	p("- Machine: %d CPUs (`nproc`), %s; kernel %s", e.NProc, e.CPUModel, e.Kernel)
+	p("- Software: %s; Mosquitto %s (Debian package); mochi-mqtt %s (bench/peers/mochi, default options, allow-all auth); FlockMQ %s",
+		e.GoVersion, e.Mosquitto, e.Mochi, e.FlockMQ)
+	p("- Load (`uptime`), a shared and noisy machine: at start `%s`; at end `%s`", e.LoadStart, e.LoadEnd)
+	p("- CPU budget: each broker is pinned to CPU %s (`taskset`; Go brokers GOMAXPROCS = that many CPUs, FlockMQ `-loops` the same; Mosquitto is single-threaded); the load tool is pinned to CPU %s.",
+		e.BrokerCPUs, e.ToolCPUs)
+	p("- Method: every row starts all three brokers afresh; `flockmq-bench compare` runs the scenario %d time(s) per broker, alternating brokers; the table shows medians. 64-byte payloads, MQTT 5.", e.Rounds)
+	p("")
+	header := "| scenario | figure |"
+	sep := "|---|---|"
+	for _, n := range names {
+		header += " " + n + " |"
+		sep += "---:|"
+	}
+	p("%s FlockMQ / best peer | QoS 1 lost/dup/reordered |", header)
+	p("%s---|---|", sep)
+	for _, rr := range results {
+		dir := "↓ lower is better"
+		if rr.Row.Higher {
+			dir = "↑ higher is better"
+		}
+		line := fmt.Sprintf("| %s | %s, %s |", rr.Row.Title, rr.Row.Unit, dir)
+		for _, t := range rr.Targets {
+			line += " " + cell(t, rr.Row.Unit) + " |"
+		}
+		q := "n/a (QoS 0)"
+		if rr.Row.QoS1 {
+			q = qosCell(rr.Targets)
+		}
+		p("%s %s | %s |", line, ratioCell(rr.Row, rr.Targets), q)
+	}
+	p("")
+	p("Ratio: FlockMQ's median over the best peer's; on ↑ rows above 1 means FlockMQ leads, on ↓ rows below 1 means FlockMQ leads.")
+	p("QoS 1 column: lost and duplicated summed over every compare run plus one extra check run per broker; reordered from the check run (`compare --json` does not report it).")
+	p("RSS rows: \"idle connections, 1 subscription\" is bench-compare's own sampling of the broker's VmRSS every 100 ms during its run, peak minus the RSS of the freshly started broker, over the connection count (the tool's `--pid` is read only by the `conn` scenario, and `compare` gives every target the same flags); the \"no subscription\" row is the tool's `conn --pid` figure (RSS after connecting minus before), one compare per broker.")
+	p("")
+	p("### Runs")
+	p("")
+	for _, rr := range results {
+		p("- **%s**", rr.Row.Title)
+		for _, t := range rr.Targets {
+			runs := make([]string, len(t.Runs))
+			for i, v := range t.Runs {
+				runs[i] = formatFigure(v, rr.Row.Unit)
+			}
+			line := fmt.Sprintf("  - %s: [%s] %s; load tool %.2f cores", t.Name, strings.Join(runs, ", "), rr.Row.Unit, t.ToolCPU)
+			if t.Check != nil {
+				line += fmt.Sprintf("; check run lost %d dup %d reordered %d late %d", t.Check.Lost, t.Check.Duplicated, t.Check.Reordered, t.Check.Late)
+			}
+			if len(t.Errors) > 0 {
+				line += "; errors: " + strings.Join(dedupe(t.Errors), "; ")
+			}
+			p("%s", line)
+		}
+		for _, n := range rr.Notes {
+			p("  - note: %s", n)
+		}
+	}
+	p("")
+	p("### Commands")
+	p("")
+	p("```sh")
+	p("%s", e.MakeCommand)
+	p("# brokers (PORT is a free loopback port picked per row)")
+	for _, c := range e.Brokers {
+		p("%s", c)
+	}
+	p("# load tool, per row")
+	for _, rr := range results {
+		for _, c := range rr.Commands {
+			p("%s", c)
+		}
+	}
+	p("```")
+	p("")
+	p("Generated Mosquitto configuration:")
+	p("")
+	p("```")
+	p("%s", strings.TrimSpace(e.MosqConf))
+	p("```")
+	return b.String()
+}
+
+// dedupe drops repeated messages, keeping the first's position, with a count.
+func dedupe(msgs []string) []string {
+	count := map[string]int{}
+	var order []string
+	for _, m := range msgs {
+		if count[m] == 0 {
+			order = append(order, m)
+		}
+		count[m]++
+	}
+	for i, m := range order {
+		if count[m] > 1 {
+			order[i] = fmt.Sprintf("%s (x%d)", m, count[m])
+		}
+	}
+	return order
+}
+
+// replaceSection puts section in doc in place of the existing
+// sectionTitle section (up to the next "## " heading), or appends it.
+// Everything else in doc is kept byte for byte.
+func replaceSection(doc, section string) string {
+	section = strings.TrimRight(section, "\n") + "\n"
+	lines := strings.SplitAfter(doc, "\n")
+	start, end := -1, len(lines)
+	inFence := false
+	for i, l := range lines {
+		t := strings.TrimRight(l, "\r\n")
+		if strings.HasPrefix(t, "```") {
+			inFence = !inFence
+			continue
+		}
+		if inFence {
+			continue
+		}
+		if start < 0 && t == sectionTitle {
+			start = i
+			continue
+		}
+		if start >= 0 && strings.HasPrefix(t, "## ") {
+			end = i
+			break
+		}
+	}
+	if start < 0 {
+		if doc == "" {
+			return section
+		}
+		sep := "\n"
+		if !strings.HasSuffix(doc, "\n") {
+			sep = "\n\n"
+		} else if strings.HasSuffix(doc, "\n\n") {
+			sep = ""
+		}
+		return doc + sep + section
+	}
+	before := strings.Join(lines[:start], "")
+	after := strings.Join(lines[end:], "")
+	if after != "" {
+		section += "\n"
+	}
+	return before + section + after
+}

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"strconv"
+	"time"
+)
+
+// Figures a row can be judged by: a compare figure of flockmq-bench, or
+// figSampledRSS, which bench-compare measures itself.
+const (
+	figDelivered  = "delivered_per_s"
+	figLatencyP99 = "latency_p99_us"
+	figConnect    = "connect_per_s"
+	figToolRSS    = "broker_rss_per_conn_kb"
+	figSampledRSS = "sampled_rss_per_conn_kb"
+)
+
+// row is one line of the comparison table: a flockmq-bench scenario and the
+// figure it is judged by.
+type row struct {
+	ID       string   // file name stem for the raw output
+	Title    string   // the table's first column
+	Scenario string   // flockmq-bench scenario
+	Args     []string // scenario flags
+	Figure   string   // compare figure shown in the table
+	Unit     string
+	Higher   bool // a higher figure is better
+	QoS1     bool // check lost, duplicated and reordered (one extra run per target)
+	Clients  int  // connections held; divides the sampled RSS
+	// SampleRSS: bench-compare samples each broker's VmRSS while its run is
+	// active (the tool's --pid only works for the conn scenario, and compare
+	// passes the same flags to every target).
+	SampleRSS bool
+	// PerTargetPID: compare runs once per target so that --pid names that
+	// target's broker.
+	PerTargetPID bool
+}
+
+// plan sizes the rows: the full run, or a short smoke run.
+type plan struct {
+	Rounds   int
+	Duration time.Duration // publish phase of the flow rows
+	Hold     time.Duration // how long idle connections are held
+	Conns    int           // the 10,000-connection rows
+	Drain    time.Duration
+}
+
+func fullPlan() plan {
+	return plan{Rounds: 3, Duration: 10 * time.Second, Hold: 5 * time.Second, Conns: 10000, Drain: 5 * time.Second}
+}
+
+func quickPlan() plan {
+	return plan{Rounds: 1, Duration: 2 * time.Second, Hold: 2 * time.Second, Conns: 1000, Drain: 2 * time.Second}
+}
+
+// rows is the comparison table of issue 5 (64-byte payloads throughout).
+func rows(p plan) []row {
+	dur := []string{"--size", "64", "--duration", p.Duration.String(), "--drain", p.Drain.String()}
+	flow := func(args ...string) []string { return append(args, dur...) }
+	conns := strconv.Itoa(p.Conns)
+	hold := p.Hold.String()
+	return []row{
+		{ID: "fanin-qos0", Title: "fan-in 8 → 1, QoS 0", Scenario: "fanin",
+			Args: flow("-c", "8", "--qos", "0"), Figure: figDelivered, Unit: "msg/s", Higher: true},
+		{ID: "fanin-qos1", Title: "fan-in 8 → 1, QoS 1", Scenario: "fanin",
+			Args: flow("-c", "8", "--qos", "1"), Figure: figDelivered, Unit: "msg/s", Higher: true, QoS1: true},
+		{ID: "fanout-qos0", Title: "fan-out 1 → 100, QoS 0", Scenario: "fanout",
+			Args: flow("-c", "100", "--qos", "0"), Figure: figDelivered, Unit: "msg/s", Higher: true},
+		{ID: "pairs-qos0", Title: "100 pairs, QoS 0", Scenario: "pairs",
+			Args: flow("-c", "100", "--qos", "0"), Figure: figDelivered, Unit: "msg/s", Higher: true},
+		{ID: "latency-qos1", Title: "latency, 1 pair at 5,000 msg/s, QoS 1 (p99)", Scenario: "latency",
+			Args: flow("-c", "1", "--rate", "5000", "--qos", "1"), Figure: figLatencyP99, Unit: "µs", QoS1: true},
+		{ID: "idle-subscribed", Title: conns + " idle connections, 1 subscription each", Scenario: "sub",
+			Args: []string{"-c", conns, "--duration", hold}, Figure: figSampledRSS, Unit: "KiB RSS / conn",
+			Clients: p.Conns, SampleRSS: true},
+		{ID: "idle-conn", Title: conns + " idle connections, no subscription (tool --pid)", Scenario: "conn",
+			Args: []string{"-c", conns, "--duration", hold}, Figure: figToolRSS, Unit: "KiB RSS / conn",
+			Clients: p.Conns, PerTargetPID: true},
+		{ID: "connect-subscribe", Title: "connect + subscribe, " + conns + " clients", Scenario: "sub",
+			Args: []string{"-c", conns, "--duration", "1s"}, Figure: figConnect, Unit: "clients/s", Higher: true},
+	}
+}

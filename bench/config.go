@@ -1,0 +1,162 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/flockmq/flockmq/codec"
+)
+
+// Config describes one scenario run. Build it with DefaultConfig and
+// ParseFlags; a Config is read-only once a run starts.
+type Config struct {
+	Scenario string   // conn, pub, sub, fanin, fanout, pairs, latency, storm, retained
+	Hosts    []string // host:port, clients are spread over them round-robin
+	Version  codec.Version
+	QoS      byte
+	Size     int     // payload bytes, at least HeaderSize
+	Rate     float64 // messages per second per publisher; 0 = unlimited
+	Inflight int     // QoS 1/2 window per publisher (capped by the broker's Receive Maximum)
+	Topic    string  // publish topic template (%i client index, %p publisher index)
+	Filter   string  // subscription filter template (%i client index, %p subscriber index)
+
+	Clients       int // the scenario's main count, see the usage text
+	Topics        int // retained: number of retained topics
+	ClientPrefix  string
+	Username      string
+	Password      string
+	Clean         bool
+	SessionExpiry uint32 // seconds, v5 only
+	KeepAlive     time.Duration
+	Duration      time.Duration // publish phase (or hold time for conn)
+	Count         int           // messages per publisher; 0 = until Duration
+	Ramp          float64       // connections per second; 0 = as fast as Dialers allow
+	Dialers       int           // concurrent dials
+	SourceIPs     []netip.Addr
+	Loops         int           // gnet client event loops
+	Drain         time.Duration // wait after publishing for in-flight deliveries
+	Tick          time.Duration // publish scheduler tick
+	ConnTimeout   time.Duration // whole connect phase
+	PID           int           // broker PID, for RSS from /proc
+	NoCleanup     bool          // storm/retained: leave sessions and retained messages behind
+
+	Interval time.Duration // progress line period; 0 disables it
+	Progress io.Writer     // where progress lines go (stderr in the binary)
+	JSON     bool
+	Report   string // HTML report path
+}
+
+// DefaultConfig returns the defaults of the flags.
+func DefaultConfig() Config {
+	return Config{
+		Hosts:        []string{"127.0.0.1:1883"},
+		Version:      codec.V5,
+		Size:         64,
+		Inflight:     64,
+		Clients:      10,
+		Topics:       1000,
+		ClientPrefix: "fmqb",
+		Clean:        true,
+		KeepAlive:    60 * time.Second,
+		Duration:     10 * time.Second,
+		Dialers:      32,
+		Loops:        runtime.GOMAXPROCS(0),
+		Drain:        5 * time.Second,
+		Tick:         time.Millisecond,
+		ConnTimeout:  60 * time.Second,
+		Interval:     time.Second,
+	}
+}
+
+// Scenarios lists the scenario names in usage order.
+var Scenarios = []string{"conn", "pub", "sub", "fanin", "fanout", "pairs", "latency", "storm", "retained"}
+
+// ErrConfig wraps every configuration error.
+var ErrConfig = errors.New("bench: invalid configuration")
+
+// Validate checks c and fills scenario defaults (topics, filters).
+func (c *Config) Validate() error {
+	known := false
+	for _, s := range Scenarios {
+		known = known || s == c.Scenario
+	}
+	switch {
+	case !known:
+		return fmt.Errorf("%w: unknown scenario %q", ErrConfig, c.Scenario)
+	case len(c.Hosts) == 0:
+		return fmt.Errorf("%w: no --host", ErrConfig)
+	case c.Version != codec.V311 && c.Version != codec.V5:
+		return fmt.Errorf("%w: --mqtt must be 3.1.1 or 5", ErrConfig)
+	case c.QoS > 2:
+		return fmt.Errorf("%w: --qos must be 0, 1 or 2", ErrConfig)
+	case c.Size < HeaderSize:
+		return fmt.Errorf("%w: --size must be at least %d (the payload header)", ErrConfig, HeaderSize)
+	case c.Size > 16<<20:
+		return fmt.Errorf("%w: --size above 16 MiB", ErrConfig)
+	case c.Rate < 0 || c.Ramp < 0:
+		return fmt.Errorf("%w: negative rate", ErrConfig)
+	case c.Inflight < 1 || c.Inflight > 65535:
+		return fmt.Errorf("%w: --inflight must be 1..65535", ErrConfig)
+	case c.Clients < 1:
+		return fmt.Errorf("%w: -c must be at least 1", ErrConfig)
+	case c.Count < 0 || (c.Count == 0 && c.Duration <= 0):
+		return fmt.Errorf("%w: need --count or --duration", ErrConfig)
+	case c.Dialers < 1 || c.Loops < 1:
+		return fmt.Errorf("%w: --dialers and --loops must be positive", ErrConfig)
+	case c.Tick <= 0:
+		return fmt.Errorf("%w: --tick must be positive", ErrConfig)
+	case c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second:
+		return fmt.Errorf("%w: --keepalive out of range", ErrConfig)
+	}
+	if c.Topic == "" {
+		c.Topic = defaultTopic(c.Scenario)
+	}
+	if c.Filter == "" {
+		c.Filter = defaultFilter(c.Scenario, c.Topic)
+	}
+	if c.Scenario == "storm" {
+		c.Clean = false
+		if c.Version == codec.V5 && c.SessionExpiry == 0 {
+			c.SessionExpiry = 300
+		}
+	}
+	if c.Scenario == "latency" && c.Rate == 0 {
+		c.Rate = 1000
+	}
+	for _, tmpl := range []string{c.Topic, c.Filter, c.ClientPrefix} {
+		if _, err := ExpandTemplate(tmpl, 0, 0); err != nil {
+			return fmt.Errorf("%w: %q: %v", ErrConfig, tmpl, err)
+		}
+	}
+	return nil
+}
+
+func defaultTopic(scenario string) string {
+	switch scenario {
+	case "fanout":
+		return "flockmq-bench/fanout"
+	case "fanin":
+		return "flockmq-bench/fanin/%p"
+	case "retained":
+		return "flockmq-bench/retained/%p"
+	case "storm":
+		return "flockmq-bench/storm/%i"
+	}
+	return "flockmq-bench/" + scenario + "/%p"
+}
+
+func defaultFilter(scenario, topic string) string {
+	switch scenario {
+	case "fanin":
+		return "flockmq-bench/fanin/#"
+	case "retained":
+		return "flockmq-bench/retained/#"
+	case "sub":
+		return "flockmq-bench/pub/#"
+	}
+	return topic
+}
