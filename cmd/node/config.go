@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -178,6 +179,11 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 	}
 	if err := cfg.Broker.Validate(); err != nil {
 		return cfg, err
+	}
+	// A listen address without a port is a configuration mistake (status 2),
+	// not a failure to listen (status 1).
+	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
+		return cfg, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
 	}
 	return cfg, nil
 }

@@ -44,15 +44,20 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flockmq: %v\n", err)
 		return 2
 	}
+	// Catch the signals before serving: a SIGTERM that arrives once clients
+	// can connect must take the orderly path below, not the default action
+	// (death without DISCONNECT 0x8B and with a non-zero status).
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	srv := eventloop.NewServer(b, cfg.Listen, eventloop.Options{Loops: cfg.Loops, Logger: log})
 	if err := srv.Start(); err != nil {
 		fmt.Fprintf(stderr, "flockmq: %v\n", err)
+		_ = b.Shutdown(time.Second) // stops the $SYS publisher
 		return 1
 	}
 	log.Info("flockmq serving MQTT", "listen", srv.Addr().String(), "version", broker.Version)
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
 	// Stop accepting is implied by closing every client first: v5 clients get
