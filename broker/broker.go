@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flockmq/flockmq/codec"
+	"github.com/flockmq/flockmq/routing"
 )
 
 // Version is the broker version reported in $SYS/broker/version.
@@ -25,9 +26,9 @@ type Broker struct {
 	authz Authorizer
 	eauth EnhancedAuthenticator
 
-	index  *subIndex
-	nextID atomic.Uint64
-	byID   sync.Map // uint64 -> *Session
+	trie     *routing.Trie
+	nextID   atomic.Uint64
+	sessions *sessionTable // by routing identity
 
 	mu       sync.Mutex // guards clients, loops
 	clients  map[string]*Session
@@ -95,15 +96,15 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 		return nil, err
 	}
 	b := &Broker{
-		cfg:     cfg,
-		log:     slog.Default(),
-		authn:   AllowAll{},
-		authz:   AllowAll{},
-		index:   newSubIndex(),
-		clients: make(map[string]*Session),
-		started: time.Now(),
-		sysStop: make(chan struct{}),
-		sysDone: make(chan struct{}),
+		cfg:      cfg,
+		log:      slog.Default(),
+		authn:    AllowAll{},
+		authz:    AllowAll{},
+		sessions: newSessionTable(),
+		clients:  make(map[string]*Session),
+		started:  time.Now(),
+		sysStop:  make(chan struct{}),
+		sysDone:  make(chan struct{}),
 	}
 	for _, o := range opts {
 		o(b)
@@ -111,6 +112,16 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 	if b.store == nil {
 		b.store = NewMemoryStore()
 	}
+	strategy := routing.ShareRoundRobin
+	switch cfg.SharedStrategy {
+	case "random":
+		strategy = routing.ShareRandom
+	case "hash":
+		strategy = routing.ShareHash
+	}
+	ropts := routing.DefaultOptions()
+	ropts.Strategy = strategy
+	b.trie = routing.New(ropts)
 	b.ext = newRouter(b)
 	if cfg.SysInterval > 0 {
 		go b.sysLoop()
@@ -127,7 +138,7 @@ func (b *Broker) Config() Config { return b.cfg }
 func (b *Broker) Stats() *Stats { return &b.stats }
 
 // SubscriptionCount is the number of subscriptions indexed.
-func (b *Broker) SubscriptionCount() int { return b.index.size() }
+func (b *Broker) SubscriptionCount() int { return b.trie.Subscriptions() }
 
 // RetainedCount is the number of retained messages.
 func (b *Broker) RetainedCount() int { return b.store.RetainedCount() }
@@ -142,14 +153,6 @@ func (b *Broker) NewLoop(exec func(f func()) bool) *Loop {
 	b.loops = append(b.loops, l)
 	b.mu.Unlock()
 	return l
-}
-
-func (b *Broker) session(id uint64) *Session {
-	v, ok := b.byID.Load(id)
-	if !ok {
-		return nil
-	}
-	return v.(*Session)
 }
 
 // onOwner runs f on the loop that owns s, following s if it moves.
@@ -169,7 +172,7 @@ func (b *Broker) onOwner(s *Session, f func(l *Loop)) {
 func (b *Broker) Publish(m *Message) {
 	b.extMu.Lock()
 	defer b.extMu.Unlock()
-	b.ext.route(m, nil)
+	b.ext.route(m)
 	b.ext.dispatch()
 }
 

@@ -49,7 +49,7 @@ type Client struct {
 	connExpiry uint32 // session expiry requested in CONNECT (v5)
 	keepAlive  time.Duration
 	deadline   int64 // unix nanoseconds
-	inWheel    bool
+	filed      int64 // second this client is filed for in the loop's wheel, 0 if none
 	closed     bool
 	dirty      bool
 	out        []byte
@@ -69,7 +69,6 @@ type Client struct {
 	discardOnExit bool  // session ends with this connection
 	normalExit    bool  // the client sent DISCONNECT
 	pendingAck    *connackInfo
-	inflightIn    int // inbound QoS 2 awaiting PUBREL
 }
 
 // Open registers a new connection. Loop goroutine only.
@@ -79,7 +78,6 @@ func (l *Loop) Open(t Transport) *Client {
 	l.b.stats.ConnectionsOpen.Add(1)
 	l.now = time.Now().UnixNano()
 	c.deadline = l.now + int64(l.b.cfg.ConnectTimeout)
-	c.inWheel = true
 	l.wheel.add(c, c.deadline)
 	return c
 }
@@ -93,6 +91,20 @@ func (l *Loop) Input(c *Client, data []byte) int {
 	l.b.stats.BytesReceived.Add(uint64(len(data)))
 	done := 0
 	for !c.closed && c.state != stateConnecting && done < len(data) {
+		if c.state == stateNew {
+			// fail answers a bad CONNECT in the version it read into l.pk,
+			// which the loop's clients share: forget the previous client's,
+			// so that a packet that never reached a CONNECT body is treated
+			// as of unknown version (closed, no CONNACK).
+			l.pk.Connect.Version = 0
+			if codec.PacketType(data[done]>>4) != codec.Connect {
+				// [MQTT-3.1.0-1]: refuse at the first byte instead of
+				// buffering, until the connect timeout, a body that can
+				// only be refused.
+				c.fail(codec.ErrVersionUnknown)
+				return len(data)
+			}
+		}
 		n, err := codec.Decode(data[done:], c.version, l.b.cfg.MaxPacketSize, &l.pk)
 		if err == codec.ErrIncomplete {
 			break
@@ -236,12 +248,6 @@ func (c *Client) abort() {
 	c.closed = true
 	c.t.Close()
 	c.l.Closed(c)
-}
-
-// write appends a packet's bytes for the next flush.
-func (c *Client) writeBytes(b []byte) {
-	c.out = append(c.out, b...)
-	c.l.markDirty(c)
 }
 
 // overHighWater reports whether the connection has too much unsent data.

@@ -81,6 +81,7 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 	if cp.WillFlag {
 		wp := codec.PublishPacket{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS, Retain: cp.WillRetain, Props: cp.WillProps}
 		m := newMessage(&wp, id, c.l.now)
+		m.Props.Clear(codec.PropWillDelay) // a will property, not a PUBLISH one (section 3.3.2.3)
 		c.will = &Will{Msg: m, Delay: cp.WillProps.WillDelay}
 	}
 
@@ -174,14 +175,14 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 	} else {
 		s = newSession(b.nextID.Add(1), c.clientID, c.l) // [MQTT-3.1.2-4], [MQTT-3.1.2-6]
 		b.clients[c.clientID] = s
-		b.byID.Store(s.id, s)
+		b.sessions.put(s)
 	}
 	b.mu.Unlock()
 	if old != nil && old != s {
 		b.onOwner(old, func(ol *Loop) { ol.discard(old) })
 	}
-	s.epoch = res.Epoch
 	if s.loop.Load() == c.l {
+		s.epoch = res.Epoch // session fields only on the owner loop
 		c.l.attach(s, c, present, ack)
 		return
 	}
@@ -189,6 +190,17 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 	// connection), then hands it to ours.
 	nl := c.l
 	b.onOwner(s, func(ol *Loop) {
+		if s.ended {
+			// Its last connection closed with expiry 0 while this claim was
+			// in flight: start over, which finds no session (present 0).
+			nl.exec(func() {
+				nl.now = time.Now().UnixNano()
+				c.finishConnect(res, nil, ack)
+				nl.Flush()
+			})
+			return
+		}
+		s.epoch = res.Epoch
 		ol.release(s)
 		s.loop.Store(nl)
 		nl.exec(func() {
@@ -266,8 +278,9 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 	l.b.stats.ConnectsTotal.Add(1)
 	if c.keepAlive > 0 {
 		c.deadline = l.now + int64(c.keepAlive)*3/2
-		if !c.inWheel {
-			c.inWheel = true
+		// The connect timeout filed c for a later second; keep alive deadlines
+		// are shorter, so file it again (the old entry goes stale).
+		if c.filed == 0 || c.filed > c.deadline/int64(time.Second) {
 			l.wheel.add(c, c.deadline)
 		}
 	} else {
@@ -337,25 +350,29 @@ func (l *Loop) endSession(s *Session) {
 	if s.ended {
 		return
 	}
-	s.ended = true
+	b := l.b
+	b.mu.Lock()
+	s.ended = true // under b.mu: finishConnect reads it with the registry
+	if b.clients[s.clientID] == s {
+		delete(b.clients, s.clientID)
+	}
+	b.mu.Unlock()
 	s.stopTimers()
 	if s.will != nil {
 		l.publishWill(s) // the session ends before the will delay [MQTT-3.1.2-8]
 	}
-	for _, sub := range s.subs {
-		l.b.index.remove(s, sub)
+	if len(s.subs) > 0 {
+		filters := make([]string, 0, len(s.subs))
+		for f := range s.subs {
+			filters = append(filters, f)
+		}
+		l.b.trie.RemoveAll(s.id, filters)
 	}
 	l.redistributeShared(s)
 	s.subs = nil
 	s.queue = nil
 	s.inflight = nil
-	b := l.b
-	b.mu.Lock()
-	if b.clients[s.clientID] == s {
-		delete(b.clients, s.clientID)
-	}
-	b.mu.Unlock()
-	b.byID.Delete(s.id)
+	b.sessions.remove(s.id)
 	if s.backlogged {
 		l.removeBacklog(s)
 	}

@@ -134,6 +134,7 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 	l := c.l
 	m := d.msg
 	p := &l.pub
+	newAlias := false
 	p.Topic, p.Payload = m.Topic, m.Payload
 	p.QoS, p.PacketID, p.Dup, p.Retain = d.qos, id, dup && d.qos > 0, d.retain
 	if c.version == codec.V5 {
@@ -143,7 +144,7 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 			p.Props.MessageExpiry = m.remainingExpiry(l.now) // [MQTT-3.3.2-6]
 		}
 		if c.aliasMax > 0 && !dup {
-			c.applyAlias(p)
+			newAlias = c.applyAlias(p)
 		}
 	} else {
 		p.Props = codec.Properties{}
@@ -151,6 +152,11 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 	if c.maxPacket > 0 && codec.PublishSize(p, c.version) > c.maxPacket {
 		// Too large for the client: discarded as if sent [MQTT-3.1.2-25].
 		l.b.stats.DroppedTooLarge.Add(1)
+		if newAlias {
+			// The client never saw this alias being set: forget it, or the
+			// next message on the topic would use it unannounced.
+			delete(c.aliasOut, string(m.Topic))
+		}
 		if id != 0 {
 			s := c.s
 			if i := s.findInflight(id); i >= 0 {
@@ -166,16 +172,17 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 }
 
 // applyAlias replaces the topic with an alias the client already knows, or
-// teaches it a new one while there is room [MQTT-3.1.2-26].
-func (c *Client) applyAlias(p *codec.PublishPacket) {
+// teaches it a new one while there is room [MQTT-3.1.2-26]; it reports
+// whether it set up a new alias.
+func (c *Client) applyAlias(p *codec.PublishPacket) bool {
 	if a, ok := c.aliasOut[string(p.Topic)]; ok {
 		p.Props.TopicAlias = a
 		p.Props.Set(codec.PropTopicAlias)
 		p.Topic = nil
-		return
+		return false
 	}
 	if len(c.aliasOut) >= int(c.aliasMax) {
-		return
+		return false
 	}
 	if c.aliasOut == nil {
 		c.aliasOut = make(map[string]uint16)
@@ -184,6 +191,7 @@ func (c *Client) applyAlias(p *codec.PublishPacket) {
 	c.aliasOut[string(p.Topic)] = a
 	p.Props.TopicAlias = a
 	p.Props.Set(codec.PropTopicAlias)
+	return true
 }
 
 // redistributeShared gives the messages of shared subscriptions that s holds
@@ -192,7 +200,9 @@ func (c *Client) applyAlias(p *codec.PublishPacket) {
 func (l *Loop) redistributeShared(s *Session) {
 	keepI := s.inflight[:0]
 	for _, m := range s.inflight {
-		if m.d.group != "" && !m.released && l.redeliverShared(m.d, s) {
+		// A QoS 2 message already sent stays with this member, to be completed
+		// when it reconnects [MQTT-4.8.2-5]; QoS 1 goes to another one.
+		if m.d.group != "" && m.d.qos == 1 && l.redeliverShared(m.d, s) {
 			continue
 		}
 		keepI = append(keepI, m)
@@ -218,18 +228,22 @@ func (l *Loop) redeliverShared(d delivery, s *Session) bool {
 		return false // every member tried is away: keep it here
 	}
 	d.hops++
-	other := l.b.index.pickOther(d.filter, s)
-	if other == nil {
+	other, ok := l.b.trie.PickShared(d.filter, s.id, d.msg.Publisher)
+	if !ok {
 		return false
 	}
-	d.s = other.s
-	d.qos = min(d.msg.QoS, other.opts.opts.QoS)
-	d.subIDs = subIDList(nil, other.opts.subID)
+	os := l.b.sessions.get(other.ID)
+	if os == nil {
+		return false
+	}
+	d.s = os
+	d.qos = min(d.msg.QoS, other.QoS)
+	d.subIDs = subIDList(nil, other.SubscriptionID)
 	l.b.stats.SharedRedelivered.Add(1)
-	if other.s.loop.Load() == l {
+	if ol := os.loop.Load(); ol == l {
 		l.deliver(d)
 	} else {
-		other.s.loop.Load().post([]delivery{d})
+		ol.post([]delivery{d})
 	}
 	return true
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -214,7 +213,6 @@ type rawClient struct {
 	v   codec.Version
 	buf []byte
 	pk  codec.Packet
-	mu  sync.Mutex
 }
 
 func dialRaw(t testing.TB, addr string, v codec.Version) *rawClient {

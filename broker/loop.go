@@ -164,6 +164,8 @@ func (l *Loop) closeAll(rc codec.ReasonCode) {
 // wheel is a timing wheel of one-second slots for connection deadlines.
 // Clients re-file themselves lazily: activity only moves c.deadline, and a
 // client found in a slot before its deadline is put back where it belongs.
+// A deadline moved earlier (keep alive after the connect timeout) files the
+// client again; c.filed tells the live entry from the stale one.
 type wheel struct {
 	slots [256][]*Client
 	last  int64 // last second processed
@@ -182,6 +184,7 @@ func (w *wheel) add(c *Client, deadline int64) {
 	}
 	i := sec % int64(len(w.slots))
 	w.slots[i] = append(w.slots[i], c)
+	c.filed = sec
 }
 
 // advance visits every client filed for a second up to now.
@@ -193,7 +196,10 @@ func (w *wheel) advance(now int64, visit func(*Client)) {
 		due := w.slots[i]
 		w.slots[i] = nil
 		for _, c := range due {
-			c.inWheel = false
+			if c.filed != w.last {
+				continue // stale: c was filed again for an earlier second
+			}
+			c.filed = 0
 			visit(c)
 		}
 	}

@@ -99,27 +99,34 @@ func (l *Loop) publish(p *codec.PublishPacket, from *Client) int {
 	if from != nil {
 		publisher = from.clientID
 	}
+	// Match before copying: a message nobody wants costs no allocation.
+	matched := l.r.match(p.Topic, publisher)
+	if !matched && !p.Retain {
+		return 0
+	}
+	m := newMessage(p, publisher, l.now)
 	if p.Retain {
-		m := newMessage(p, publisher, l.now)
 		b.store.Retain(m, func(err error) {
 			if err != nil {
 				b.stats.StoreFailures.Add(1)
 				b.log.Warn("retained message not stored", "topic", string(m.Topic), "err", err)
 			}
 		})
-		return l.routeMessage(m, from)
 	}
-	// Match before copying: a message nobody wants costs no allocation.
-	if !b.index.any(p.Topic) {
+	if !matched {
 		return 0
 	}
-	return l.routeMessage(newMessage(p, publisher, l.now), from)
+	return l.flushRoute(l.r.deliverMatched(m))
 }
 
 // routeMessage delivers m to every matching session: those on this loop at
 // once, the others through their loops' mailboxes.
-func (l *Loop) routeMessage(m *Message, from *Client) int {
-	n := l.r.route(m, from)
+func (l *Loop) routeMessage(m *Message) int {
+	return l.flushRoute(l.r.route(m))
+}
+
+// flushRoute posts the router's batches and delivers the local ones.
+func (l *Loop) flushRoute(n int) int {
 	l.r.dispatch()
 	local := l.r.localD
 	for i := range local {

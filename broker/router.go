@@ -1,77 +1,74 @@
 package broker
 
 import (
-	"cmp"
-	"slices"
+	"github.com/flockmq/flockmq/routing"
 )
 
-// router matches a message against the subscription index and groups the
+// router matches a message against the subscription trie and groups the
 // resulting deliveries by destination loop. Each loop has its own router, and
 // the broker one more for publishes from outside any loop; a router is used by
 // one goroutine at a time and keeps its slices between publishes.
 type router struct {
 	b       *Broker
-	matches []match
+	res     routing.Result
 	out     [][]delivery // by destination loop index
 	touched []int
-	local   *Loop      // deliveries for this loop stay in localDel
+	local   *Loop      // deliveries for this loop stay in localD
 	localD  []delivery // deliveries for local
 }
 
 func newRouter(b *Broker) *router { return &router{b: b} }
 
-// route matches m and queues one delivery per target session. from is the
-// publishing client, nil for the broker's own messages.
-func (r *router) route(m *Message, from *Client) int {
-	r.matches = r.b.index.match(m.Topic, r.matches[:0])
-	if len(r.matches) == 0 {
-		return 0
-	}
-	// Overlapping subscriptions of one session deliver one message: the
-	// highest QoS, every subscription identifier [MQTT-3.3.4-3, MQTT-3.3.4-4].
-	slices.SortFunc(r.matches, func(a, b match) int {
-		if c := cmp.Compare(a.s.id, b.s.id); c != 0 {
-			return c
-		}
-		return cmp.Compare(boolInt(a.group != nil), boolInt(b.group != nil))
-	})
+// match looks topic up for publisher and reports whether anything matched.
+func (r *router) match(topic []byte, publisher string) bool {
+	r.b.trie.Match(topic, publisher, &r.res)
+	return len(r.res.Subs) > 0 || len(r.res.Shared) > 0
+}
+
+// deliverMatched queues one delivery of m per session that the last match
+// found: one per client for overlapping plain subscriptions (highest QoS,
+// every subscription identifier [MQTT-3.3.4-3, MQTT-3.3.4-4]) and one per
+// shared group. It returns the number of deliveries.
+func (r *router) deliverMatched(m *Message) int {
 	n := 0
-	for i := 0; i < len(r.matches); {
-		mt := r.matches[i]
-		if mt.group != nil { // shared: each group delivers on its own
-			r.add(delivery{s: mt.s, msg: m, qos: min(m.QoS, mt.sub.opts.QoS), retain: r.retainFlag(m, mt.s, mt.sub),
-				subIDs: subIDList(nil, mt.sub.subID), group: mt.group.group, filter: string(mt.sub.opts.Filter)})
-			n++
-			i++
+	for _, dv := range r.res.Merge(m.Publisher) { // drops No Local ones [MQTT-3.8.3-3]
+		s := r.b.sessions.get(dv.ID)
+		if s == nil {
 			continue
 		}
-		d := delivery{s: mt.s, msg: m}
-		any := false
-		j := i
-		for ; j < len(r.matches) && r.matches[j].s == mt.s && r.matches[j].group == nil; j++ {
-			sub := r.matches[j].sub
-			if sub.opts.NoLocal && m.Publisher != "" && m.Publisher == mt.s.clientID {
-				continue // [MQTT-3.8.3-3]
-			}
-			any = true
-			d.qos = max(d.qos, min(m.QoS, sub.opts.QoS))
-			d.retain = d.retain || r.retainFlag(m, mt.s, sub)
-			d.subIDs = subIDList(d.subIDs, sub.subID)
+		r.add(delivery{s: s, msg: m, qos: min(m.QoS, dv.QoS), retain: m.Retain && dv.RetainAsPublished,
+			subIDs: copyIDs(dv.SubscriptionIDs)})
+		n++
+	}
+	for i := range r.res.Shared {
+		sm := &r.res.Shared[i]
+		s := r.b.sessions.get(sm.ID)
+		if s == nil {
+			continue
 		}
-		if any {
-			r.add(d)
-			n++
-		}
-		i = j
+		r.add(delivery{s: s, msg: m, qos: min(m.QoS, sm.QoS), retain: m.Retain && sm.RetainAsPublished,
+			subIDs: subIDList(nil, sm.SubscriptionID), group: sm.Group, filter: sharedKey(sm.Group, sm.Filter)})
+		n++
 	}
 	return n
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
+// route matches m and queues its deliveries.
+func (r *router) route(m *Message) int {
+	if !r.match(m.Topic, m.Publisher) {
+		return 0
 	}
-	return 0
+	return r.deliverMatched(m)
+}
+
+// sharedKey is the full subscription filter of a shared group.
+func sharedKey(group, filter string) string { return "$share/" + group + "/" + filter }
+
+func copyIDs(ids []uint32) []uint32 {
+	if len(ids) == 0 {
+		return nil
+	}
+	return append([]uint32(nil), ids...)
 }
 
 func subIDList(ids []uint32, id uint32) []uint32 {
@@ -79,12 +76,6 @@ func subIDList(ids []uint32, id uint32) []uint32 {
 		return ids
 	}
 	return append(ids, id)
-}
-
-// retainFlag is the RETAIN flag of a live delivery: kept only for a v5 Retain
-// As Published subscription [MQTT-3.3.1-12, MQTT-3.3.1-13].
-func (r *router) retainFlag(m *Message, _ *Session, sub *subscription) bool {
-	return m.Retain && sub.opts.RetainAsPublished
 }
 
 func (r *router) add(d delivery) {

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"github.com/flockmq/flockmq/codec"
+	"github.com/flockmq/flockmq/routing"
 )
 
 // queuePrefix is the compatibility alias for a shared subscription in the
@@ -33,7 +34,13 @@ func (c *Client) handleSubscribe(sp *codec.SubscribePacket) {
 			reasons[i] = rc
 			continue
 		}
-		existed := b.index.add(s, sub) // [MQTT-3.8.4-3]: replaces an existing one
+		existed, err := b.trie.Subscribe(sub.filter, routing.Subscriber{ID: s.id, ClientID: s.clientID,
+			QoS: sub.opts.QoS, NoLocal: sub.opts.NoLocal, RetainAsPublished: sub.opts.RetainAsPublished,
+			RetainHandling: sub.opts.RetainHandling, SubscriptionID: sub.subID}) // [MQTT-3.8.4-3]: replaces
+		if err != nil {
+			reasons[i] = codec.TopicFilterInvalid
+			continue
+		}
 		if old := s.subs[sub.filter]; old != nil && !existed {
 			existed = true
 		}
@@ -179,7 +186,7 @@ func (c *Client) handleUnsubscribe(up *codec.UnsubscribePacket) {
 			continue
 		}
 		delete(s.subs, key)
-		b.index.remove(s, sub) // [MQTT-3.10.4-1]
+		b.trie.Unsubscribe(key, s.id) // [MQTT-3.10.4-1]
 		if s.expiry > 0 {
 			b.store.Unsubscribe(s.clientID, s.epoch, key, func(err error) {
 				if err != nil {

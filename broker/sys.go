@@ -40,7 +40,7 @@ func (b *Broker) SysTopics() [][2]string {
 		{"$SYS/broker/publish/messages/dropped", u(st.DroppedQoS0.Load() + st.DroppedQueueFull.Load() + st.DroppedTooLarge.Load() + st.DroppedExpired.Load())},
 		{"$SYS/broker/bytes/received", u(st.BytesReceived.Load())},
 		{"$SYS/broker/bytes/sent", u(st.BytesSent.Load())},
-		{"$SYS/broker/subscriptions/count", i(int64(b.index.size()))},
+		{"$SYS/broker/subscriptions/count", i(int64(b.trie.Subscriptions()))},
 		{"$SYS/broker/retained messages/count", i(int64(b.store.RetainedCount()))},
 		{"$SYS/broker/store/messages/count", i(st.QueuedMessagesHeld.Load())},
 	}

@@ -52,17 +52,18 @@ func (l *Loop) publishWill(s *Session) {
 	if m.Retain && b.cfg.RetainAvailable { // [MQTT-3.1.2-15]
 		b.store.Retain(m, func(error) {})
 	}
-	l.routeMessage(m, nil)
+	l.routeMessage(m)
 }
 
 // handleDisconnect ends the connection at the client's request. v5: reason
 // 0x04 keeps the will, others discard it; a new Session Expiry Interval may
 // be set unless the CONNECT had 0 [MQTT-3.14.2-2].
 func (c *Client) handleDisconnect(d *codec.DisconnectPacket) {
-	c.normalExit = true
 	if c.version == codec.V5 {
 		if d.Props.Has(codec.PropSessionExpiry) {
 			if c.connExpiry == 0 && d.Props.SessionExpiry != 0 {
+				// Not a normal disconnection: the server closes with 0x82,
+				// so the will is published (section 3.1.2.5).
 				c.protocolError(codec.ProtocolError)
 				return
 			}
@@ -72,6 +73,7 @@ func (c *Client) handleDisconnect(d *codec.DisconnectPacket) {
 		}
 		c.sendWill = d.Reason == codec.DisconnectWithWill
 	}
+	c.normalExit = true
 	c.abort() // [MQTT-3.14.4-1]: the server closes after DISCONNECT
 }
 

@@ -1,0 +1,171 @@
+package broker
+
+import (
+	"io"
+	"log/slog"
+	"strconv"
+	"testing"
+
+	"github.com/flockmq/flockmq/codec"
+)
+
+// fakeTransport records what the broker writes; it stands in for a socket in
+// in-process tests and benchmarks.
+type fakeTransport struct {
+	written int
+	packets int
+	closed  bool
+	resumed int
+}
+
+func (f *fakeTransport) Write(b []byte) error  { f.written += len(b); f.packets++; return nil }
+func (f *fakeTransport) OutboundBuffered() int { return 0 }
+func (f *fakeTransport) Close()                { f.closed = true }
+func (f *fakeTransport) Resume()               { f.resumed++ }
+func (f *fakeTransport) RemoteAddr() string    { return "in-process" }
+
+// inproc is a broker with loops driven synchronously by the test.
+type inproc struct {
+	b      *Broker
+	loops  []*Loop
+	queue  []func()
+	subQoS byte // QoS of the subscriptions connect makes
+}
+
+func newInproc(tb testing.TB, loops int) *inproc {
+	tb.Helper()
+	cfg := DefaultConfig()
+	cfg.SysInterval = 0
+	b, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ip := &inproc{b: b}
+	for i := 0; i < loops; i++ {
+		ip.loops = append(ip.loops, b.NewLoop(func(f func()) bool { ip.queue = append(ip.queue, f); return true }))
+	}
+	return ip
+}
+
+// run executes queued loop closures until none are left.
+func (ip *inproc) run() {
+	for len(ip.queue) > 0 {
+		f := ip.queue[0]
+		ip.queue = ip.queue[1:]
+		f()
+	}
+}
+
+// connect opens a v3.1.1 client on loop i and subscribes it to filters.
+func (ip *inproc) connect(tb testing.TB, i int, id string, filters ...string) (*Client, *fakeTransport) {
+	tb.Helper()
+	l := ip.loops[i]
+	ft := &fakeTransport{}
+	c := l.Open(ft)
+	cp := codec.ConnectPacket{Version: codec.V311, CleanStart: true, ClientID: []byte(id)}
+	buf := codec.AppendConnect(nil, &cp)
+	if len(filters) > 0 {
+		sp := codec.SubscribePacket{PacketID: 1}
+		for _, f := range filters {
+			sp.Subscriptions = append(sp.Subscriptions, codec.Subscription{Filter: []byte(f), QoS: ip.subQoS})
+		}
+		buf = codec.AppendSubscribe(buf, &sp, codec.V311)
+	}
+	if n := l.Input(c, buf); n != len(buf) {
+		ip.run()
+		l.Input(c, buf[n:])
+	}
+	l.Flush()
+	ip.run()
+	if c.state != stateConnected {
+		tb.Fatalf("client %s not connected", id)
+	}
+	return c, ft
+}
+
+func publishBytes(topic string, qos byte, payload int) []byte {
+	p := codec.PublishPacket{Topic: []byte(topic), QoS: qos, Payload: make([]byte, payload)}
+	if qos > 0 {
+		p.PacketID = 1
+	}
+	return codec.AppendPublish(nil, &p, codec.V311)
+}
+
+// TestPublishPathAllocs bounds the allocations of one QoS 0 publish to ten
+// subscribers on the same loop: the message copy and nothing per subscriber.
+func TestPublishPathAllocs(t *testing.T) {
+	ip := newInproc(t, 1)
+	for i := 0; i < 10; i++ {
+		ip.connect(t, 0, "sub"+strconv.Itoa(i), "sensors/+/temp")
+	}
+	pub, _ := ip.connect(t, 0, "pub")
+	l := ip.loops[0]
+	msg := publishBytes("sensors/1/temp", 0, 64)
+	allocs := testing.AllocsPerRun(200, func() {
+		l.Input(pub, msg)
+		l.Flush()
+	})
+	// One Message and its owned bytes; the match, grouping and encoding reuse
+	// loop scratch space.
+	if allocs > 3 {
+		t.Fatalf("publish to 10 local subscribers: %.1f allocations, budget 3", allocs)
+	}
+}
+
+// TestPublishNoSubscriberAllocs: a publish nobody subscribed to costs nothing.
+func TestPublishNoSubscriberAllocs(t *testing.T) {
+	ip := newInproc(t, 1)
+	pub, _ := ip.connect(t, 0, "pub")
+	l := ip.loops[0]
+	msg := publishBytes("nobody/listens", 0, 64)
+	if allocs := testing.AllocsPerRun(200, func() { l.Input(pub, msg) }); allocs != 0 {
+		t.Fatalf("publish without subscribers: %.1f allocations, want 0", allocs)
+	}
+}
+
+// BenchmarkPublishFanout measures a QoS 0 publish to N subscribers spread over
+// two loops, through decode, match, cross-loop mailbox, encode and flush.
+func BenchmarkPublishFanout(b *testing.B) {
+	for _, n := range []int{1, 10, 100, 1000} {
+		b.Run("subs="+strconv.Itoa(n), func(b *testing.B) {
+			ip := newInproc(b, 2)
+			for i := 0; i < n; i++ {
+				ip.connect(b, i%2, "sub"+strconv.Itoa(i), "bench/+")
+			}
+			pub, _ := ip.connect(b, 0, "pub")
+			l := ip.loops[0]
+			msg := publishBytes("bench/x", 0, 64)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(msg)))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				l.Input(pub, msg)
+				l.Flush()
+				ip.run()
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkPublishQoS1 measures a QoS 1 publish with its PUBACK to one
+// subscriber whose PUBACKs come back.
+func BenchmarkPublishQoS1(b *testing.B) {
+	ip := newInproc(b, 1)
+	ip.subQoS = 1
+	sub, _ := ip.connect(b, 0, "sub", "q/1")
+	sub.window = 1 << 15
+	pub, _ := ip.connect(b, 0, "pub")
+	l := ip.loops[0]
+	msg := publishBytes("q/1", 1, 64)
+	ack := codec.AckPacket{}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l.Input(pub, msg)
+		// the subscriber acknowledges what it got
+		ack.PacketID = sub.s.inflight[0].id
+		l.Input(sub, codec.AppendAck(nil, codec.Puback, &ack, codec.V311))
+		l.Flush()
+	}
+}
