@@ -8,7 +8,7 @@ FUZZTIME     ?= 20s
 BENCHTIME    ?= 1s
 TEST_TIMEOUT ?= 9m
 
-.PHONY: all build bench-tool run test fmt fmt-check vet lint fuzz bench clean
+.PHONY: all build bench-tool docker run test fmt fmt-check vet lint fuzz bench clean
 
 all: build
 
@@ -19,6 +19,10 @@ build: bench-tool
 ## bench-tool: the load tool, bin/flockmq-bench (see bench/README.md).
 bench-tool:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/flockmq-bench ./bench/cmd/flockmq-bench
+
+## docker: the flockmq:dev image, FROM scratch with the static binary.
+docker: build
+	docker build -q -f deploy/Dockerfile -t flockmq:dev $(BIN)
 
 ## run: a single-node broker with its embedded raft storage in ./data.
 run: build
