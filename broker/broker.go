@@ -40,6 +40,7 @@ type Broker struct {
 	sysStop  chan struct{}
 	sysDone  chan struct{}
 	stopOnce sync.Once
+	park     *parkLoop // offline sessions restored after a restart; guarded by mu
 
 	stats Stats
 }
@@ -191,6 +192,7 @@ func (b *Broker) PublishRetained(m *Message) {
 func (b *Broker) Shutdown(timeout time.Duration) error {
 	b.stopOnce.Do(func() { close(b.sysStop) })
 	<-b.sysDone
+	defer b.stopPark()
 	b.mu.Lock()
 	b.closing = true
 	loops := append([]*Loop(nil), b.loops...)
@@ -222,4 +224,11 @@ func (b *Broker) isClosing() bool {
 // [MQTT-3.1.3-6].
 func (b *Broker) assignClientID() string {
 	return "flockmq-" + strconv.FormatUint(uint64(time.Now().UnixNano()), 36) + "-" + strconv.FormatUint(b.nextID.Add(1), 36)
+}
+
+// AllowedToPublish asks the ACL hook whether clientID may publish to topic;
+// wills published on another node's behalf pass through it too. Safe for
+// concurrent use.
+func (b *Broker) AllowedToPublish(clientID string, topic []byte) bool {
+	return b.authz.CanPublish(clientID, nil, topic)
 }

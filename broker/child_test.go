@@ -109,7 +109,8 @@ func startChild(t *testing.T, bin string, args ...string) *childBroker {
 		addr := ln.Addr().String()
 		ln.Close()
 		ch := &childBroker{addr: addr, log: &lockedBuffer{}, done: make(chan struct{})}
-		ch.cmd = exec.Command(bin, append([]string{"-listen", addr, "-sys-interval", "0"}, args...)...)
+		ch.cmd = exec.Command(bin, append([]string{"-listen", addr, "-sys-interval", "0",
+			"-data-dir", t.TempDir(), "-raft-bind", "127.0.0.1:0"}, args...)...)
 		ch.cmd.Stdout = ch.log
 		ch.cmd.Stderr = ch.log
 		if err := ch.cmd.Start(); err != nil {

@@ -69,6 +69,7 @@ type Client struct {
 	discardOnExit bool  // session ends with this connection
 	normalExit    bool  // the client sent DISCONNECT
 	pendingAck    *connackInfo
+	acks          []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
 }
 
 // Open registers a new connection. Loop goroutine only.

@@ -139,7 +139,7 @@ func (c *Client) claim(cleanStart bool, ack connackInfo) {
 	c.state = stateConnecting
 	ack.cleanStart = cleanStart
 	l := c.l
-	req := ClaimRequest{ClientID: c.clientID, CleanStart: cleanStart, Expiry: ack.expiry, Will: c.will}
+	req := ClaimRequest{ClientID: c.clientID, CleanStart: cleanStart, Expiry: ack.expiry, ProtocolVersion: byte(c.version), Will: c.will}
 	inline := true
 	l.b.store.Claim(req, func(res ClaimResult, err error) {
 		if inline {
@@ -170,14 +170,27 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 	old := b.clients[c.clientID]
 	var s *Session
 	present := false
-	if old != nil && !ack.cleanStart && !old.ended {
+	resume := old != nil && !ack.cleanStart && !old.ended
+	if res.Known {
+		resume = resume && res.Present // the replicated registry has the last word
+	}
+	var restore []PersistedSub
+	if resume {
 		s, present = old, true // [MQTT-3.1.2-5]
 	} else {
 		s = newSession(b.nextID.Add(1), c.clientID, c.l) // [MQTT-3.1.2-4], [MQTT-3.1.2-6]
 		b.clients[c.clientID] = s
 		b.sessions.put(s)
+		if res.Known && res.Present && !ack.cleanStart {
+			// Known to the registry but not in memory (the node restarted, or
+			// the session lived elsewhere): resume it from what was stored.
+			present, restore = true, res.Persisted
+		}
 	}
 	b.mu.Unlock()
+	if len(restore) > 0 {
+		c.l.installPersisted(s, restore)
+	}
 	if old != nil && old != s {
 		b.onOwner(old, func(ol *Loop) { ol.discard(old) })
 	}
@@ -329,9 +342,15 @@ func (l *Loop) armExpiry(s *Session) {
 	if s.expiry == 0xFFFFFFFF {
 		return
 	}
+	l.armExpiryAfter(s, time.Duration(s.expiry)*time.Second)
+}
+
+// armExpiryAfter ends the offline session s after d unless a client resumes
+// it first.
+func (l *Loop) armExpiryAfter(s *Session, d time.Duration) {
 	gen := s.timerGen
 	b := l.b
-	s.expTimer = time.AfterFunc(time.Duration(s.expiry)*time.Second, func() {
+	s.expTimer = time.AfterFunc(d, func() {
 		b.onOwner(s, func(ol *Loop) {
 			if s.timerGen != gen || s.client != nil || s.ended {
 				return

@@ -65,35 +65,118 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 	case c.version == codec.V5 && p.Props.PayloadFormat == 1 && codec.ValidUTF8(p.Payload) != nil:
 		rc = codec.PayloadFormatInvalid
 	}
+	// The acknowledgement of a retained QoS 1/2 publish waits for the store
+	// to commit it, so that nothing acknowledged is lost in a crash; later
+	// acknowledgements queue behind it to keep their order [MQTT-4.6.0-2].
+	t := codec.Puback // [MQTT-4.3.2-2]
+	if p.QoS == 2 {
+		t = codec.Pubrec // [MQTT-4.3.3-8]
+	}
+	var slot *ackSlot
+	var stored func(error)
+	if p.QoS > 0 && (len(c.acks) > 0 || (p.Retain && rc == codec.Success)) {
+		slot = c.queueAck(t, p.PacketID)
+		if p.Retain && rc == codec.Success {
+			slot.waiting = true
+			stored = c.retainedStored(slot)
+		}
+	}
 	if rc == codec.Success {
-		n := l.publish(p, c)
+		n := l.publish(p, c, stored)
 		if n == 0 && !p.Retain {
 			rc = codec.NoMatchingSubscribers
 		}
 	}
-	switch p.QoS {
-	case 1:
-		if c.version != codec.V5 && rc.IsError() {
-			rc = codec.Success // 3.1.1 has no negative PUBACK
+	if p.QoS == 0 {
+		return
+	}
+	if c.version != codec.V5 && rc.IsError() {
+		rc = codec.Success // 3.1.1 has no negative acknowledgement
+	}
+	if p.QoS == 2 && !rc.IsError() {
+		if c.s.inQoS2 == nil {
+			c.s.inQoS2 = make(map[uint16]struct{})
 		}
-		c.writeAck(codec.Puback, p.PacketID, rc) // [MQTT-4.3.2-2]
-	case 2:
-		if c.version != codec.V5 && rc.IsError() {
-			rc = codec.Success
+		c.s.inQoS2[p.PacketID] = struct{}{}
+	}
+	if slot == nil {
+		c.writeAck(t, p.PacketID, rc)
+		return
+	}
+	if slot.rc == codec.Success {
+		slot.rc = rc
+	}
+	c.flushAcks()
+}
+
+// ackSlot is a PUBACK or PUBREC waiting for its turn.
+type ackSlot struct {
+	t       codec.PacketType
+	id      uint16
+	rc      codec.ReasonCode
+	waiting bool // for the store to commit a retained message
+	drop    bool // the commit failed and the client cannot be told: no ack
+}
+
+// queueAck reserves the next acknowledgement in order.
+func (c *Client) queueAck(t codec.PacketType, id uint16) *ackSlot {
+	s := &ackSlot{t: t, id: id}
+	c.acks = append(c.acks, s)
+	return s
+}
+
+// flushAcks writes the acknowledgements at the head of the queue that are
+// no longer waiting.
+func (c *Client) flushAcks() {
+	n := 0
+	for n < len(c.acks) && !c.acks[n].waiting {
+		a := c.acks[n]
+		if !a.drop {
+			c.writeAck(a.t, a.id, a.rc)
 		}
-		if !rc.IsError() {
-			if c.s.inQoS2 == nil {
-				c.s.inQoS2 = make(map[uint16]struct{})
+		n++
+	}
+	if n > 0 {
+		clear(c.acks[:n])
+		c.acks = c.acks[n:]
+		if len(c.acks) == 0 {
+			c.acks = c.acks[:0:0]
+		}
+	}
+}
+
+// retainedStored returns the store callback of a retained publish: it
+// releases its acknowledgement on the client's loop. A failed commit is a
+// v5 reason 0x80; a 3.1.1 client, which cannot be told, gets no
+// acknowledgement and the connection closes, so that it publishes again.
+func (c *Client) retainedStored(slot *ackSlot) func(error) {
+	l := c.l
+	return func(err error) {
+		l.exec(func() {
+			if c.closed {
+				return
 			}
-			c.s.inQoS2[p.PacketID] = struct{}{}
-		}
-		c.writeAck(codec.Pubrec, p.PacketID, rc) // [MQTT-4.3.3-8]
+			slot.waiting = false
+			if err != nil {
+				if c.version == codec.V5 {
+					slot.rc = codec.UnspecifiedError
+				} else {
+					slot.drop = true
+					c.flushAcks()
+					c.abort()
+					return
+				}
+			}
+			c.flushAcks()
+			l.Flush()
+		})
 	}
 }
 
 // publish makes the broker's copy of p and routes it; retained messages go
 // to the store. It returns the number of deliveries.
-func (l *Loop) publish(p *codec.PublishPacket, from *Client) int {
+// stored, when not nil, learns the outcome of storing a retained message.
+func (l *Loop) publish(p *codec.PublishPacket, from *Client, stored func(error)) int {
 	b := l.b
 	publisher := ""
 	if from != nil {
@@ -110,6 +193,9 @@ func (l *Loop) publish(p *codec.PublishPacket, from *Client) int {
 			if err != nil {
 				b.stats.StoreFailures.Add(1)
 				b.log.Warn("retained message not stored", "topic", string(m.Topic), "err", err)
+			}
+			if stored != nil {
+				stored(err)
 			}
 		})
 	}

@@ -37,17 +37,22 @@ type Store interface {
 
 // ClaimRequest asks to register a client's session on this node.
 type ClaimRequest struct {
-	ClientID   string
-	CleanStart bool
-	Expiry     uint32
-	Will       *Will
+	ClientID        string
+	CleanStart      bool
+	Expiry          uint32
+	ProtocolVersion byte
+	Will            *Will
 }
 
 // ClaimResult is the outcome of a claim.
 type ClaimResult struct {
 	Epoch uint64
-	// Persisted is the stored subscriptions of a resumed session (nil when the
-	// store keeps none, as MemoryStore does: the live session holds them).
+	// Known is set by a store that keeps the session registry (the raft
+	// store): then Present says whether the previous session lives on
+	// [MQTT-3.2.2-2], and Persisted holds its subscriptions. MemoryStore
+	// leaves Known false and the broker's live sessions decide.
+	Known     bool
+	Present   bool
 	Persisted []PersistedSub
 }
 

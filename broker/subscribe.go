@@ -106,6 +106,28 @@ func (c *Client) handleSubscribe(sp *codec.SubscribePacket) {
 	}
 }
 
+// installPersisted indexes the stored subscriptions of a resumed session.
+// Loop goroutine only; l owns s, which is new.
+func (l *Loop) installPersisted(s *Session, subs []PersistedSub) {
+	for _, ps := range subs {
+		full := []byte(ps.Filter)
+		if codec.ValidateTopicFilter(full) != nil {
+			l.b.log.Warn("stored subscription has an invalid filter; skipped", "client", s.clientID, "filter", ps.Filter)
+			continue
+		}
+		_, f, shared, _ := codec.ParseShared(full)
+		sub := &subscription{filter: ps.Filter, subID: ps.SubscriptionID, shared: shared, trieKey: f,
+			opts: codec.Subscription{Filter: full, QoS: ps.QoS, NoLocal: ps.NoLocal,
+				RetainAsPublished: ps.RetainAsPublished, RetainHandling: ps.RetainHandling}}
+		if _, err := l.b.trie.Subscribe(sub.filter, routing.Subscriber{ID: s.id, ClientID: s.clientID,
+			QoS: ps.QoS, NoLocal: ps.NoLocal, RetainAsPublished: ps.RetainAsPublished,
+			RetainHandling: ps.RetainHandling, SubscriptionID: ps.SubscriptionID}); err != nil {
+			continue
+		}
+		s.subs[sub.filter] = sub
+	}
+}
+
 // subsByFilters returns the session's subscriptions accepted from sp.
 func (s *Session) subsByFilters(sp *codec.SubscribePacket, reasons []codec.ReasonCode) []*subscription {
 	var out []*subscription

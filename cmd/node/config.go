@@ -16,10 +16,15 @@ import (
 
 // nodeConfig is everything a node is started with.
 type nodeConfig struct {
-	Listen   string
-	Loops    int
-	LogLevel string
-	Broker   broker.Config
+	Listen        string
+	Loops         int
+	LogLevel      string
+	Store         string
+	DataDir       string
+	NodeID        string
+	RaftBind      string
+	RaftAdvertise string
+	Broker        broker.Config
 }
 
 // option is one configuration option: its name (the flag; FLOCKMQ_NAME in the
@@ -105,6 +110,11 @@ func options() []option {
 	add("listen", "MQTT over TCP listen address", strOpt(func(c *nodeConfig) *string { return &c.Listen }))
 	add("loops", "event loops (0 = one per CPU)", intOpt(func(c *nodeConfig) *int { return &c.Loops }))
 	add("log-level", "debug, info, warn or error", strOpt(func(c *nodeConfig) *string { return &c.LogLevel }))
+	add("store", "raft (replicated, on disk) or memory (nothing survives a restart)", strOpt(func(c *nodeConfig) *string { return &c.Store }))
+	add("data-dir", "directory of the node's raft log, snapshots and node id", strOpt(func(c *nodeConfig) *string { return &c.DataDir }))
+	add("node-id", "the node's stable name (default: stored in data-dir, made on first start)", strOpt(func(c *nodeConfig) *string { return &c.NodeID }))
+	add("raft-bind", "raft listen address (port 0 picks one)", strOpt(func(c *nodeConfig) *string { return &c.RaftBind }))
+	add("raft-advertise", "raft address other nodes dial (default: the bound one)", strOpt(func(c *nodeConfig) *string { return &c.RaftAdvertise }))
 	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
 	add("receive-maximum", "unacknowledged QoS 1/2 publishes a client may send", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.ReceiveMaximum }))
@@ -127,7 +137,7 @@ func options() []option {
 }
 
 func defaultNodeConfig() nodeConfig {
-	return nodeConfig{Listen: ":1883", LogLevel: "info", Broker: broker.DefaultConfig()}
+	return nodeConfig{Listen: ":1883", LogLevel: "info", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Broker: broker.DefaultConfig()}
 }
 
 // loadConfig builds the configuration: defaults, then the config file, then
@@ -184,6 +194,18 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 	// not a failure to listen (status 1).
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return cfg, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
+	}
+	switch cfg.Store {
+	case "raft":
+		if _, _, err := net.SplitHostPort(cfg.RaftBind); err != nil {
+			return cfg, fmt.Errorf("raft bind address %q: %w", cfg.RaftBind, err)
+		}
+		if cfg.DataDir == "" {
+			return cfg, fmt.Errorf("store raft needs a data dir")
+		}
+	case "memory":
+	default:
+		return cfg, fmt.Errorf("store %q is not raft or memory", cfg.Store)
 	}
 	return cfg, nil
 }

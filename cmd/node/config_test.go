@@ -50,6 +50,11 @@ var validValues = map[string]string{
 	"listen":              "127.0.0.1:2883",
 	"loops":               "3",
 	"log-level":           "debug",
+	"store":               "memory",
+	"data-dir":            "/var/lib/flockmq",
+	"node-id":             "node-a",
+	"raft-bind":           "0.0.0.0:7301",
+	"raft-advertise":      "10.0.0.5:7301",
 	"max-connections":     "500",
 	"max-packet-size":     "65536",
 	"receive-maximum":     "100",
@@ -197,6 +202,9 @@ var badInputs = []struct {
 	{name: "negative sys interval", args: []string{"-sys-interval", "-1s"}, want: "sys interval must not be negative"},
 	{name: "mailbox size 0", args: []string{"-mailbox-size", "0"}, want: "mailbox size must be at least 1"},
 	{name: "unknown shared strategy", file: "shared-strategy = fifo\n", want: `shared strategy "fifo" is not round-robin, random or hash`},
+	{name: "unknown store", file: "store = disk\n", want: `store "disk" is not raft or memory`},
+	{name: "raft bind without port", file: "raft-bind = localhost\n", want: `raft bind address "localhost"`},
+	{name: "raft store without data dir", file: "data-dir =\n", want: `store raft needs a data dir`},
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -262,7 +270,7 @@ func TestRunBadConfig(t *testing.T) {
 		}
 		defer ln.Close()
 		var stderr bytes.Buffer
-		if code := run([]string{"-listen", ln.Addr().String(), "-sys-interval", "1s"}, envOf(), &stderr); code != 1 {
+		if code := run([]string{"-listen", ln.Addr().String(), "-sys-interval", "1s", "-store", "memory"}, envOf(), &stderr); code != 1 {
 			t.Fatalf("run returned %d, want 1; stderr:\n%s", code, stderr.String())
 		}
 		if want := "flockmq: eventloop: listen on " + ln.Addr().String(); !strings.Contains(stderr.String(), want) {

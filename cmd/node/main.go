@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/cluster"
 	"github.com/flockmq/flockmq/eventloop"
 )
 
@@ -39,10 +40,30 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	b, err := broker.New(cfg.Broker, broker.WithLogger(log))
+	opts := []broker.Option{broker.WithLogger(log)}
+	var node *cluster.Node
+	if cfg.Store == "raft" {
+		node, err = cluster.StartNode(cluster.NodeConfig{ID: cfg.NodeID, DataDir: cfg.DataDir,
+			RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise, Logger: log})
+		if err != nil {
+			fmt.Fprintf(stderr, "flockmq: %v\n", err)
+			return 1
+		}
+		defer node.Close()
+		if err := node.WaitReady(30 * time.Second); err != nil {
+			fmt.Fprintf(stderr, "flockmq: raft is not ready: %v\n", err)
+			return 1
+		}
+		opts = append(opts, broker.WithStore(node.Store()))
+		log.Info("raft ready", "node", node.ID(), "data", cfg.DataDir)
+	}
+	b, err := broker.New(cfg.Broker, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "flockmq: %v\n", err)
 		return 2
+	}
+	if node != nil {
+		node.Run(b)
 	}
 	// Catch the signals before serving: a SIGTERM that arrives once clients
 	// can connect must take the orderly path below, not the default action

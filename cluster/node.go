@@ -1,0 +1,291 @@
+package cluster
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/codec"
+	"github.com/flockmq/flockmq/fsm"
+)
+
+// NodeConfig configures the persistent, replicated side of one node.
+type NodeConfig struct {
+	// ID is the node's stable name; empty means the one stored in DataDir,
+	// or a new one made from the host name on first start.
+	ID string
+	// DataDir holds node-id and raft/ (log, stable store, snapshots).
+	DataDir string
+	// RaftBind and RaftAdvertise are raft's listen and advertised addresses.
+	RaftBind      string
+	RaftAdvertise string
+	// Fast shortens raft timeouts (tests).
+	Fast   bool
+	Logger *slog.Logger
+	// RaftLog receives raft's own log lines (default: discarded).
+	RaftLog io.Writer
+}
+
+// Node is one node's raft, FSM, proposer and broker store, plus the
+// leader-only housekeeping. Methods are safe for concurrent use.
+type Node struct {
+	cfg   NodeConfig
+	id    string
+	boot  uint64
+	fsm   *fsm.FSM
+	raft  *Raft
+	prop  *Proposer
+	store *Store
+	log   *slog.Logger
+
+	stop chan struct{}
+	wg   sync.WaitGroup
+	once sync.Once
+}
+
+// StartNode opens the node's raft state in cfg.DataDir, bootstrapping a
+// one-voter cluster on first start, and starts its proposer.
+func StartNode(cfg NodeConfig) (*Node, error) {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("cluster: data dir %s: %w", cfg.DataDir, err)
+	}
+	id, err := nodeID(cfg.DataDir, cfg.ID)
+	if err != nil {
+		return nil, err
+	}
+	boot, err := newBoot()
+	if err != nil {
+		return nil, err
+	}
+	f := fsm.New()
+	r, err := OpenRaft(RaftConfig{NodeID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftBind,
+		Advertise: cfg.RaftAdvertise, Bootstrap: true, Fast: cfg.Fast, LogOutput: cfg.RaftLog}, f)
+	if err != nil {
+		return nil, err
+	}
+	p := NewProposer(r, ProposerConfig{Node: id, Boot: boot, Logger: log})
+	n := &Node{cfg: cfg, id: id, boot: boot, fsm: f, raft: r, prop: p, log: log, stop: make(chan struct{}),
+		store: NewStore(f, p, id, boot, log)}
+	return n, nil
+}
+
+// nodeID returns the configured id, or the one stored in dir, or makes one
+// and stores it.
+func nodeID(dir, configured string) (string, error) {
+	path := filepath.Join(dir, "node-id")
+	stored, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("cluster: read %s: %w", path, err)
+	}
+	have := strings.TrimSpace(string(stored))
+	switch {
+	case configured != "" && have != "" && configured != have:
+		return "", fmt.Errorf("cluster: node id %q differs from %q stored in %s; a data dir belongs to one node", configured, have, path)
+	case configured != "":
+		have = configured
+	case have == "":
+		host, _ := os.Hostname()
+		if host == "" {
+			host = "node"
+		}
+		var b [3]byte
+		_, _ = rand.Read(b[:])
+		have = fmt.Sprintf("%s-%x", host, b)
+	}
+	if err := os.WriteFile(path, []byte(have+"\n"), 0o640); err != nil {
+		return "", fmt.Errorf("cluster: write %s: %w", path, err)
+	}
+	return have, nil
+}
+
+func newBoot() (uint64, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return 0, fmt.Errorf("cluster: boot id: %w", err)
+	}
+	return binary.BigEndian.Uint64(b[:]) | 1, nil
+}
+
+// ID is the node's name.
+func (n *Node) ID() string { return n.id }
+
+// Store is the broker store backed by this node's raft.
+func (n *Node) Store() *Store { return n.store }
+
+// Raft is the node's raft instance (read-only views for the admin endpoint).
+func (n *Node) Raft() *Raft { return n.raft }
+
+// FSM is the node's state machine replica.
+func (n *Node) FSM() *fsm.FSM { return n.fsm }
+
+// WaitReady waits until raft has a leader and this replica has applied what
+// was committed before it started.
+func (n *Node) WaitReady(timeout time.Duration) error {
+	if _, err := n.raft.WaitLeader(timeout); err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	want := n.raft.LastIndex()
+	for n.raft.AppliedIndex() < want {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster: replica applied %d of %d within %v", n.raft.AppliedIndex(), want, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// Run prepares broker b and starts the node's background work. Before it
+// returns, it fences the sessions of this node's earlier runs (NodeDown) and
+// gives b back this node's persistent sessions, so that messages for them
+// queue until their clients return; call it before serving clients. Then,
+// while this node leads, it expires sessions and retained messages and
+// publishes the wills of sessions whose owner is gone.
+func (n *Node) Run(b *broker.Broker) {
+	n.fenceEarlierBoots()
+	n.restoreSessions(b)
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		barrier := false
+		for {
+			select {
+			case <-n.stop:
+				return
+			case <-t.C:
+			}
+			if n.raft.State() != raft.Leader {
+				barrier = false
+				continue
+			}
+			if !barrier {
+				// Decide only on a replica that has applied everything the
+				// previous leader committed.
+				if err := n.raft.Barrier(5 * time.Second).Error(); err != nil {
+					continue
+				}
+				barrier = true
+			}
+			n.housekeep(b)
+		}
+	}()
+}
+
+// fenceEarlierBoots marks the sessions of an earlier run of this node
+// disconnected and their owner down: that process is gone.
+func (n *Node) fenceEarlierBoots() {
+	seen := map[uint64]bool{}
+	for _, s := range n.fsm.SessionsOfNodeAnyBoot(n.id) {
+		// Fence a boot that left any session not yet marked down, connected
+		// or not: a session disconnected by a clean stop (SIGTERM) keeps
+		// its delayed will in the registry, and only NodeDown (OwnerDown)
+		// hands that will to the leader's sweep; the timer of the stopped
+		// process is gone. Skipping disconnected sessions lost such wills.
+		if s.Boot == n.boot || s.OwnerDown || seen[s.Boot] {
+			continue
+		}
+		seen[s.Boot] = true
+		done := make(chan struct{})
+		n.prop.Propose(&fsm.NodeDown{Node: n.id, Boot: s.Boot, At: nowMS()}, func(r fsm.Result, err error) {
+			if err != nil {
+				n.log.Warn("could not mark an earlier run's sessions down", "boot", s.Boot, "err", err)
+			} else {
+				n.log.Info("sessions of an earlier run marked disconnected", "boot", s.Boot, "sessions", r.Count)
+			}
+			close(done)
+		})
+		select {
+		case <-done:
+		case <-n.stop:
+			return
+		}
+	}
+}
+
+// restoreSessions hands b the persistent sessions this node owned.
+func (n *Node) restoreSessions(b *broker.Broker) {
+	var list []broker.RestoredSession
+	for _, s := range n.fsm.SessionsOfNodeAnyBoot(n.id) {
+		if s.Connected || s.Expiry == 0 {
+			continue
+		}
+		rs := broker.RestoredSession{ClientID: s.ClientID, Epoch: s.Epoch, Expiry: s.Expiry,
+			DisconnectedAt: time.UnixMilli(s.DisconnectedAt)}
+		for _, sub := range s.Subscriptions {
+			rs.Subs = append(rs.Subs, broker.PersistedSub{Filter: sub.Filter, QoS: sub.QoS, NoLocal: sub.NoLocal,
+				RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, SubscriptionID: sub.SubscriptionID})
+		}
+		list = append(list, rs)
+	}
+	b.RestoreSessions(list)
+	if len(list) > 0 {
+		n.log.Info("persistent sessions restored", "sessions", len(list))
+	}
+}
+
+// housekeep runs one round of the leader's sweeps.
+func (n *Node) housekeep(b *broker.Broker) {
+	now := nowMS()
+	for _, s := range n.fsm.PendingWills(now) {
+		n.publishWill(b, &s)
+		n.prop.Propose(&fsm.WillDone{ClientID: s.ClientID, Epoch: s.Epoch}, func(fsm.Result, error) {})
+	}
+	for _, s := range n.fsm.ExpiredSessions(now) {
+		if !s.OwnerDown {
+			continue // a live owner ends its own sessions and sends their wills
+		}
+		if s.Will != nil {
+			n.publishWill(b, &s) // the session ends before its will delay [MQTT-3.1.3-9]
+		}
+		n.prop.Propose(&fsm.SessionExpired{ClientID: s.ClientID, Epoch: s.Epoch}, func(fsm.Result, error) {})
+	}
+	for _, r := range n.fsm.ExpiredRetained(now) {
+		n.prop.Propose(&fsm.RetainedDelete{Topic: r.Topic, ExpiredBy: now}, func(fsm.Result, error) {})
+	}
+}
+
+// publishWill publishes the stored will of a session whose owner is gone.
+func (n *Node) publishWill(b *broker.Broker, s *fsm.Session) {
+	w := s.Will
+	if w == nil {
+		return
+	}
+	m := &broker.Message{Topic: []byte(w.Topic), Payload: w.Payload, QoS: w.QoS, Retain: w.Retain, Publisher: s.ClientID}
+	if _, err := codec.DecodeMessageProperties(w.Props, &m.Props); err != nil {
+		n.log.Warn("stored will has bad properties; sent without them", "client", s.ClientID, "err", err)
+		m.Props = codec.Properties{}
+	}
+	if !b.AllowedToPublish(s.ClientID, m.Topic) {
+		return
+	}
+	b.PublishRetained(m)
+}
+
+// Close stops the housekeeping and the proposer and shuts raft down.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		close(n.stop)
+		n.wg.Wait()
+		n.prop.Close()
+		err = n.raft.Close()
+	})
+	return err
+}

@@ -1,0 +1,248 @@
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/flockmq/flockmq/fsm"
+)
+
+// ErrUnavailable means a proposal found no leader that would take it within
+// the hold time: the MQTT operation fails with Server Unavailable.
+var ErrUnavailable = errors.New("cluster: no raft leader took the proposal in time")
+
+// ProposerConfig tunes the batching proposer.
+type ProposerConfig struct {
+	Node string
+	Boot uint64
+	// MaxOps is the most ops in one log entry (default 256).
+	MaxOps int
+	// Linger is how long the first op of a batch waits for company (default 1 ms).
+	Linger time.Duration
+	// Hold is how long a batch is retried without a leader before its ops fail
+	// with ErrUnavailable (default 5 s).
+	Hold   time.Duration
+	Logger *slog.Logger
+}
+
+// Proposer gathers the node's commands into batches, one raft log entry
+// each, and submits them to the leader: directly when this node leads,
+// forwarded over the raft port otherwise. A batch keeps its idempotency key
+// (node, boot, seq) across retries, so a retry after a lost leadership is
+// applied once. Batches are submitted one at a time, in order, so the ops of
+// one node apply in the order they were proposed.
+//
+// Propose is safe for concurrent use.
+type Proposer struct {
+	r   *Raft
+	cfg ProposerConfig
+
+	mu      sync.Mutex
+	pending []pendingOp
+	kick    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+	seq     uint64
+	closed  bool
+}
+
+type pendingOp struct {
+	cmd  fsm.Command
+	done func(fsm.Result, error)
+}
+
+// NewProposer starts a proposer on r and makes r answer forwarded proposals
+// while it leads.
+func NewProposer(r *Raft, cfg ProposerConfig) *Proposer {
+	if cfg.MaxOps <= 0 {
+		cfg.MaxOps = 256
+	}
+	if cfg.Linger <= 0 {
+		cfg.Linger = time.Millisecond
+	}
+	if cfg.Hold <= 0 {
+		cfg.Hold = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	p := &Proposer{r: r, cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	r.SetForwardHandler(p.serveForward)
+	go p.run()
+	return p
+}
+
+// Propose queues cmd; done is called once with its result, from the
+// proposer's goroutine. It must not block.
+func (p *Proposer) Propose(cmd fsm.Command, done func(fsm.Result, error)) {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		done(fsm.Result{}, ErrUnavailable)
+		return
+	}
+	p.pending = append(p.pending, pendingOp{cmd, done})
+	first := len(p.pending) == 1
+	p.mu.Unlock()
+	if first {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Close stops the proposer; ops still queued fail with ErrUnavailable.
+func (p *Proposer) Close() {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
+	p.mu.Lock()
+	left := p.pending
+	p.pending = nil
+	p.mu.Unlock()
+	for _, op := range left {
+		op.done(fsm.Result{}, ErrUnavailable)
+	}
+}
+
+func (p *Proposer) run() {
+	defer close(p.done)
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.kick:
+		}
+		// Let a batch fill for Linger unless it is full already.
+		p.mu.Lock()
+		n := len(p.pending)
+		p.mu.Unlock()
+		if n < p.cfg.MaxOps {
+			linger.Reset(p.cfg.Linger)
+			select {
+			case <-p.stop:
+				return
+			case <-linger.C:
+			}
+		}
+		for {
+			p.mu.Lock()
+			n := min(len(p.pending), p.cfg.MaxOps)
+			if n == 0 {
+				p.mu.Unlock()
+				break
+			}
+			ops := append([]pendingOp(nil), p.pending[:n]...)
+			p.pending = append(p.pending[:0], p.pending[n:]...)
+			p.mu.Unlock()
+			p.submit(ops)
+		}
+	}
+}
+
+// submit applies one batch and hands each op its result.
+func (p *Proposer) submit(ops []pendingOp) {
+	p.seq++
+	b := fsm.Batch{Node: p.cfg.Node, Boot: p.cfg.Boot, Seq: p.seq, Ops: make([]fsm.Command, len(ops))}
+	for i, op := range ops {
+		b.Ops[i] = op.cmd
+	}
+	data := fsm.EncodeBatch(&b)
+	res, err := p.apply(data)
+	if err == nil && len(res) != len(ops) {
+		err = fmt.Errorf("cluster: %d results for %d ops", len(res), len(ops))
+	}
+	for i, op := range ops {
+		if err != nil {
+			op.done(fsm.Result{}, err)
+			continue
+		}
+		op.done(res[i], nil)
+	}
+}
+
+// apply submits data until a leader applies it or the hold time passes.
+func (p *Proposer) apply(data []byte) ([]fsm.Result, error) {
+	deadline := time.Now().Add(p.cfg.Hold)
+	backoff := 10 * time.Millisecond
+	var last error
+	for {
+		res, err := p.applyOnce(data, time.Until(deadline))
+		if err == nil {
+			return res, nil
+		}
+		last = err
+		if time.Now().After(deadline) {
+			p.cfg.Logger.Warn("proposal failed", "err", last)
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, last)
+		}
+		// Jittered backoff, then try whoever leads now.
+		sleep := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-p.stop:
+			return nil, ErrUnavailable
+		case <-time.After(min(sleep, time.Until(deadline))):
+		}
+		backoff = min(backoff*2, 200*time.Millisecond)
+	}
+}
+
+func (p *Proposer) applyOnce(data []byte, timeout time.Duration) ([]fsm.Result, error) {
+	if timeout <= 0 {
+		timeout = time.Millisecond
+	}
+	addr, id := p.r.LeaderWithID()
+	switch {
+	case id == "":
+		return nil, errors.New("no leader")
+	case p.r.State() == raft.Leader:
+		return applyLocal(p.r, data, timeout)
+	}
+	resp, err := p.r.Forward(addr, data, timeout)
+	if err != nil {
+		return nil, err
+	}
+	return fsm.DecodeResults(resp)
+}
+
+// applyLocal applies data on this node, which must lead.
+func applyLocal(r *Raft, data []byte, timeout time.Duration) ([]fsm.Result, error) {
+	f := r.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return nil, err // ErrNotLeader, ErrLeadershipLost (outcome unknown: the retry is deduplicated)
+	}
+	switch v := f.Response().(type) {
+	case []fsm.Result:
+		return v, nil
+	case error:
+		return nil, v
+	}
+	return nil, fmt.Errorf("cluster: unexpected apply response %T", f.Response())
+}
+
+// serveForward applies a batch forwarded by another node.
+func (p *Proposer) serveForward(req []byte) ([]byte, error) {
+	if p.r.State() != raft.Leader {
+		return nil, raft.ErrNotLeader
+	}
+	res, err := applyLocal(p.r, req, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return fsm.AppendResults(nil, res), nil
+}

@@ -1,0 +1,166 @@
+package cluster
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/codec"
+	"github.com/flockmq/flockmq/fsm"
+)
+
+// Store is the broker's persistent state on raft: every write is an op of
+// the node's proposer, and reads (retained messages) come from the local
+// replica of the FSM. It implements broker.Store; safe for concurrent use.
+type Store struct {
+	fsm  *fsm.FSM
+	p    *Proposer
+	node string
+	boot uint64
+	log  *slog.Logger
+}
+
+var _ broker.Store = (*Store)(nil)
+
+// NewStore returns a store proposing through p and reading from f.
+func NewStore(f *fsm.FSM, p *Proposer, node string, boot uint64, log *slog.Logger) *Store {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Store{fsm: f, p: p, node: node, boot: boot, log: log}
+}
+
+func nowMS() int64 { return time.Now().UnixMilli() }
+
+// codeError turns a refused op into an error.
+func codeError(op string, c fsm.Code) error { return fmt.Errorf("cluster: %s refused: %v", op, c) }
+
+// Claim implements broker.Store: the claim commits before CONNACK.
+func (s *Store) Claim(req broker.ClaimRequest, done func(broker.ClaimResult, error)) {
+	cmd := &fsm.SessionClaim{ClientID: req.ClientID, Node: s.node, Boot: s.boot, CleanStart: req.CleanStart,
+		Expiry: req.Expiry, ProtocolVersion: req.ProtocolVersion, Will: toFSMWill(req.Will), Now: nowMS()}
+	s.p.Propose(cmd, func(r fsm.Result, err error) {
+		if err != nil {
+			done(broker.ClaimResult{}, err)
+			return
+		}
+		if r.Code != fsm.CodeOK {
+			done(broker.ClaimResult{}, codeError("session claim", r.Code))
+			return
+		}
+		res := broker.ClaimResult{Epoch: r.Epoch, Known: true, Present: r.SessionPresent}
+		for _, sub := range r.Subscriptions {
+			res.Persisted = append(res.Persisted, broker.PersistedSub{Filter: sub.Filter, QoS: sub.QoS,
+				NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished,
+				RetainHandling: sub.RetainHandling, SubscriptionID: sub.SubscriptionID})
+		}
+		done(res, nil)
+	})
+}
+
+// Disconnected implements broker.Store.
+func (s *Store) Disconnected(clientID string, epoch uint64, expiry uint32, will *broker.Will) {
+	cmd := &fsm.SessionDisconnected{ClientID: clientID, Epoch: epoch, At: nowMS(), Expiry: expiry, KeepWill: will != nil}
+	s.p.Propose(cmd, s.logFailure("session disconnect", clientID))
+}
+
+// Ended implements broker.Store.
+func (s *Store) Ended(clientID string, epoch uint64) {
+	s.p.Propose(&fsm.SessionRelease{ClientID: clientID, Epoch: epoch}, s.logFailure("session release", clientID))
+}
+
+func (s *Store) logFailure(what, clientID string) func(fsm.Result, error) {
+	return func(r fsm.Result, err error) {
+		if err != nil {
+			s.log.Warn(what+" not recorded", "client", clientID, "err", err)
+		} else if r.Code != fsm.CodeOK && r.Code != fsm.CodeStale && r.Code != fsm.CodeNotFound {
+			s.log.Warn(what+" refused", "client", clientID, "code", r.Code.String())
+		}
+	}
+}
+
+// Subscribe implements broker.Store: SUBACK waits for the commit.
+func (s *Store) Subscribe(clientID string, epoch uint64, sub broker.PersistedSub, done func(error)) {
+	cmd := &fsm.Subscribe{ClientID: clientID, Epoch: epoch, Filter: sub.Filter, QoS: sub.QoS, NoLocal: sub.NoLocal,
+		RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, SubscriptionID: sub.SubscriptionID}
+	s.p.Propose(cmd, func(r fsm.Result, err error) {
+		if err == nil && r.Code != fsm.CodeOK {
+			err = codeError("subscribe", r.Code)
+		}
+		done(err)
+	})
+}
+
+// Unsubscribe implements broker.Store.
+func (s *Store) Unsubscribe(clientID string, epoch uint64, filter string, done func(error)) {
+	s.p.Propose(&fsm.Unsubscribe{ClientID: clientID, Epoch: epoch, Filter: filter}, func(r fsm.Result, err error) {
+		if err == nil && r.Code != fsm.CodeOK && r.Code != fsm.CodeNoSubscription {
+			err = codeError("unsubscribe", r.Code)
+		}
+		done(err)
+	})
+}
+
+// Retain implements broker.Store: an empty payload deletes.
+func (s *Store) Retain(m *broker.Message, done func(error)) {
+	var cmd fsm.Command
+	if len(m.Payload) == 0 {
+		cmd = &fsm.RetainedDelete{Topic: string(m.Topic)}
+	} else {
+		var exp int64
+		if m.ExpiresAt != 0 {
+			exp = (m.ExpiresAt + int64(time.Millisecond) - 1) / int64(time.Millisecond)
+		}
+		cmd = &fsm.RetainedSet{Topic: string(m.Topic), Payload: m.Payload, QoS: m.QoS,
+			Props: codec.AppendMessageProperties(nil, &m.Props), ExpiresAt: exp, Now: nowMS()}
+	}
+	s.p.Propose(cmd, func(r fsm.Result, err error) {
+		if err == nil && r.Code != fsm.CodeOK && r.Code != fsm.CodeNotFound {
+			err = codeError("retained message", r.Code)
+		}
+		done(err)
+	})
+}
+
+// MatchRetained implements broker.Store from the local replica.
+func (s *Store) MatchRetained(filter []byte, now int64, fn func(*broker.Message)) {
+	nowMs := now / int64(time.Millisecond)
+	s.fsm.RetainedWalk(string(filter), func(r *fsm.Retained) bool {
+		if r.ExpiresAt != 0 && r.ExpiresAt <= nowMs {
+			return true
+		}
+		m, err := retainedMessage(r)
+		if err != nil {
+			s.log.Warn("stored retained message has bad properties; skipped", "topic", r.Topic, "err", err)
+			return true
+		}
+		fn(m)
+		return true
+	})
+}
+
+// RetainedCount implements broker.Store.
+func (s *Store) RetainedCount() int { return s.fsm.Stats().Retained }
+
+// retainedMessage turns a stored retained message into a broker message.
+func retainedMessage(r *fsm.Retained) (*broker.Message, error) {
+	m := &broker.Message{Topic: []byte(r.Topic), Payload: r.Payload, QoS: r.QoS, Retain: true}
+	if _, err := codec.DecodeMessageProperties(r.Props, &m.Props); err != nil {
+		return nil, err
+	}
+	if r.ExpiresAt != 0 {
+		m.ExpiresAt = r.ExpiresAt * int64(time.Millisecond)
+	}
+	return m, nil
+}
+
+// toFSMWill converts a broker will for storage.
+func toFSMWill(w *broker.Will) *fsm.Will {
+	if w == nil || w.Msg == nil {
+		return nil
+	}
+	m := w.Msg
+	return &fsm.Will{Topic: string(m.Topic), Payload: m.Payload, QoS: m.QoS, Retain: m.Retain, Delay: w.Delay,
+		Props: codec.AppendMessageProperties(nil, &m.Props)}
+}
