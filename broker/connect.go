@@ -474,3 +474,26 @@ func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInf
 	c.out = codec.AppendConnack(c.out, &p, c.version)
 	c.l.markDirty(c)
 }
+
+// Fence closes the connection of clientID on this node if it belongs to a
+// session older than epoch: a newer claim was committed, here or on another
+// node, so the older connection is stale [MQTT-3.1.4-3]. v5 clients get
+// DISCONNECT 0x8E. Safe for concurrent use; it must not block (it is called
+// from the raft apply path).
+func (b *Broker) Fence(clientID string, epoch uint64) {
+	b.mu.Lock()
+	s := b.clients[clientID]
+	b.mu.Unlock()
+	if s == nil {
+		return
+	}
+	b.onOwner(s, func(l *Loop) {
+		if s.ended || s.client == nil || s.epoch == 0 || s.epoch >= epoch {
+			return
+		}
+		l.now = time.Now().UnixNano()
+		oc := s.client
+		l.kickForTakeover(s, oc)
+		l.Flush()
+	})
+}

@@ -30,6 +30,14 @@ type NodeConfig struct {
 	// RaftBind and RaftAdvertise are raft's listen and advertised addresses.
 	RaftBind      string
 	RaftAdvertise string
+	// Peers, when set, is the full voter list the cluster bootstraps with
+	// (every node given the identical list, this node among them);
+	// BootstrapExpect must then equal its length. Without peers the node
+	// bootstraps alone; with Join set it does not bootstrap and waits to be
+	// added by a leader.
+	Peers           []raft.Server
+	BootstrapExpect int
+	NoBootstrap     bool
 	// Fast shortens raft timeouts (tests).
 	Fast   bool
 	Logger *slog.Logger
@@ -72,9 +80,23 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(cfg.Peers) > 0 {
+		if cfg.BootstrapExpect != len(cfg.Peers) {
+			return nil, fmt.Errorf("cluster: bootstrap-expect %d does not match the %d peers listed", cfg.BootstrapExpect, len(cfg.Peers))
+		}
+		found := false
+		for _, p := range cfg.Peers {
+			found = found || string(p.ID) == id
+		}
+		if !found {
+			return nil, fmt.Errorf("cluster: this node (%s) is not in the peer list", id)
+		}
+	} else if cfg.BootstrapExpect > 1 {
+		return nil, fmt.Errorf("cluster: bootstrap-expect %d needs the peer list (-raft-peers)", cfg.BootstrapExpect)
+	}
 	f := fsm.New()
 	r, err := OpenRaft(RaftConfig{NodeID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftBind,
-		Advertise: cfg.RaftAdvertise, Bootstrap: true, Fast: cfg.Fast, LogOutput: cfg.RaftLog}, f)
+		Advertise: cfg.RaftAdvertise, Bootstrap: !cfg.NoBootstrap, Servers: cfg.Peers, Fast: cfg.Fast, LogOutput: cfg.RaftLog}, f)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +179,9 @@ func (n *Node) WaitReady(timeout time.Duration) error {
 // while this node leads, it expires sessions and retained messages and
 // publishes the wills of sessions whose owner is gone.
 func (n *Node) Run(b *broker.Broker) {
+	// Every applied claim fences older connections of its client id on this
+	// node, wherever the claim was made.
+	n.fsm.SetClaimHook(func(e fsm.ClaimEvent) { b.Fence(e.ClientID, e.Epoch) })
 	n.fenceEarlierBoots()
 	n.restoreSessions(b)
 	n.wg.Add(1)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/cluster"
 )
 
 // nodeConfig is everything a node is started with.
@@ -24,6 +25,9 @@ type nodeConfig struct {
 	NodeID        string
 	RaftBind      string
 	RaftAdvertise string
+	RaftPeers     string
+	Bootstrap     bool
+	Expect        int
 	Broker        broker.Config
 }
 
@@ -115,6 +119,9 @@ func options() []option {
 	add("node-id", "the node's stable name (default: stored in data-dir, made on first start)", strOpt(func(c *nodeConfig) *string { return &c.NodeID }))
 	add("raft-bind", "raft listen address (port 0 picks one)", strOpt(func(c *nodeConfig) *string { return &c.RaftBind }))
 	add("raft-advertise", "raft address other nodes dial (default: the bound one)", strOpt(func(c *nodeConfig) *string { return &c.RaftAdvertise }))
+	add("raft-peers", "voters to bootstrap with, id@host:port,... (the same list on every node)", strOpt(func(c *nodeConfig) *string { return &c.RaftPeers }))
+	add("bootstrap-expect", "number of voters in raft-peers, as a check (0 = however many it lists)", intOpt(func(c *nodeConfig) *int { return &c.Expect }))
+	add("bootstrap", "bootstrap raft on first start (false: wait to be added by the leader)", boolOpt(func(c *nodeConfig) *bool { return &c.Bootstrap }))
 	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
 	add("receive-maximum", "unacknowledged QoS 1/2 publishes a client may send", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.ReceiveMaximum }))
@@ -137,7 +144,7 @@ func options() []option {
 }
 
 func defaultNodeConfig() nodeConfig {
-	return nodeConfig{Listen: ":1883", LogLevel: "info", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Broker: broker.DefaultConfig()}
+	return nodeConfig{Listen: ":1883", LogLevel: "info", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true, Broker: broker.DefaultConfig()}
 }
 
 // loadConfig builds the configuration: defaults, then the config file, then
@@ -202,6 +209,16 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 		}
 		if cfg.DataDir == "" {
 			return cfg, fmt.Errorf("store raft needs a data dir")
+		}
+		peers, err := cluster.ParsePeers(cfg.RaftPeers)
+		if err != nil {
+			return cfg, err
+		}
+		if len(peers) > 0 && cfg.Expect != 0 && cfg.Expect != len(peers) {
+			return cfg, fmt.Errorf("bootstrap-expect %d does not match the %d raft peers", cfg.Expect, len(peers))
+		}
+		if len(peers) == 0 && cfg.Expect > 1 {
+			return cfg, fmt.Errorf("bootstrap-expect %d needs raft-peers listing the voters", cfg.Expect)
 		}
 	case "memory":
 	default:

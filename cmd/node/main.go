@@ -43,16 +43,19 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	opts := []broker.Option{broker.WithLogger(log)}
 	var node *cluster.Node
 	if cfg.Store == "raft" {
+		peers, _ := cluster.ParsePeers(cfg.RaftPeers) // validated by loadConfig
 		node, err = cluster.StartNode(cluster.NodeConfig{ID: cfg.NodeID, DataDir: cfg.DataDir,
-			RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise, Logger: log})
+			RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise, Peers: peers,
+			BootstrapExpect: len(peers), NoBootstrap: !cfg.Bootstrap, Logger: log})
 		if err != nil {
 			fmt.Fprintf(stderr, "flockmq: %v\n", err)
 			return 1
 		}
 		defer node.Close()
-		if err := node.WaitReady(30 * time.Second); err != nil {
-			fmt.Fprintf(stderr, "flockmq: raft is not ready: %v\n", err)
-			return 1
+		if err := node.WaitReady(15 * time.Second); err != nil {
+			// Serve anyway: without a leader, sessions that need the registry
+			// are refused with Server Unavailable until one is elected.
+			log.Warn("serving before raft has a leader", "err", err)
 		}
 		opts = append(opts, broker.WithStore(node.Store()))
 		log.Info("raft ready", "node", node.ID(), "data", cfg.DataDir)
