@@ -42,6 +42,9 @@ type Broker struct {
 	stopOnce sync.Once
 	park     *parkLoop // offline sessions restored after a restart; guarded by mu
 
+	sysMu       sync.Mutex
+	sysRetained map[string]*Message // this node's $SYS values
+
 	stats Stats
 }
 

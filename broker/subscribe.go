@@ -186,10 +186,12 @@ func (l *Loop) sendRetained(s *Session, sub *subscription, existed bool) {
 	case 2:
 		return
 	}
-	l.b.store.MatchRetained(sub.trieKey, l.now, func(m *Message) {
+	send := func(m *Message) {
 		d := delivery{s: s, msg: m, qos: min(m.QoS, sub.opts.QoS), retain: true, subIDs: subIDList(nil, sub.subID)}
 		l.deliver(d)
-	})
+	}
+	l.b.store.MatchRetained(sub.trieKey, l.now, send)
+	l.b.matchSys(sub.trieKey, send)
 }
 
 // handleUnsubscribe removes filters and answers with UNSUBACK [MQTT-3.10.4-4].

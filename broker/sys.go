@@ -60,10 +60,31 @@ func (b *Broker) publishSys() {
 	}
 }
 
-// sysRetain keeps $SYS values retained in the local store only when it is a
-// MemoryStore; a replicated store would spread one node's figures.
+// sysRetain keeps the latest $SYS values retained on this node only: they
+// describe this node, so they never go to the replicated store.
 func (b *Broker) sysRetain(m *Message) {
-	if ms, ok := b.store.(*MemoryStore); ok {
-		ms.Retain(m, func(error) {})
+	b.sysMu.Lock()
+	if b.sysRetained == nil {
+		b.sysRetained = make(map[string]*Message)
+	}
+	b.sysRetained[string(m.Topic)] = m
+	b.sysMu.Unlock()
+}
+
+// matchSys calls fn for the node-local $SYS values matching filter.
+func (b *Broker) matchSys(filter []byte, fn func(*Message)) {
+	if len(filter) == 0 || filter[0] != '$' {
+		return // leading wildcards never match $ topics [MQTT-4.7.2-1]
+	}
+	b.sysMu.Lock()
+	var found []*Message
+	for _, m := range b.sysRetained {
+		if topicMatch(filter, m.Topic) {
+			found = append(found, m)
+		}
+	}
+	b.sysMu.Unlock()
+	for _, m := range found {
+		fn(m)
 	}
 }

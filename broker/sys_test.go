@@ -76,3 +76,20 @@ func TestSysTopics(t *testing.T) {
 		t.Fatalf("got %q", p.Topic)
 	}
 }
+
+// TestSysRetainedForLateSubscribers: $SYS values are retained on the node, so
+// a subscriber arriving between updates gets the latest at once, with RETAIN
+// set, even though they never reach the (possibly replicated) store.
+func TestSysRetainedForLateSubscribers(t *testing.T) {
+	t.Parallel()
+	tb := startBroker(t, func(c *broker.Config) { c.SysInterval = time.Hour }) // one update, at start
+	w, _ := connectWire(t, tb.Addr, codec.V5, conn5("late-sys", true, 0))
+	w.sub("$SYS/broker/version", 0)
+	p := w.expectPublish(5 * time.Second)
+	if string(p.Topic) != "$SYS/broker/version" || !p.Retain || !strings.HasPrefix(string(p.Payload), "flockmq ") {
+		t.Fatalf("got %q retain=%v %q", p.Topic, p.Retain, p.Payload)
+	}
+	if n := tb.B.RetainedCount(); n != 0 {
+		t.Fatalf("store holds %d retained messages; $SYS must stay out of it", n)
+	}
+}
