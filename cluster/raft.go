@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,17 +116,9 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
 	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
 
 	dbPath := filepath.Join(cfg.Dir, "raft.db")
-	store, err := raftboltdb.New(raftboltdb.Options{
-		Path:        dbPath,
-		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
-	})
+	store, err := openLogStore(dbPath)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: raft log store %s is unreadable: %w", dbPath, err)
-	}
-	// Read the stable state once so that a damaged store fails here, clearly.
-	if _, err := store.LastIndex(); err != nil {
-		store.Close()
-		return nil, fmt.Errorf("cluster: raft log store %s is damaged: %w", dbPath, err)
+		return nil, err
 	}
 	snapDir := filepath.Join(cfg.Dir, "snapshots")
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, logger)
@@ -212,6 +205,48 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
 	}
 	node.Raft, node.store, node.trans, node.snaps, node.addr = r, store, trans, snaps, addr
 	return node, nil
+}
+
+// openLogStore opens the bolt log store at path and reads every log entry
+// once, so that a damaged file fails here with an error naming it rather
+// than later in one of raft's goroutines. bbolt reports some damage by
+// panicking (a page header that does not match its id: found with the meta
+// pages intact and the pages after them overwritten, which crashed the
+// binary) or by faulting on a page past the mapping; both become errors on
+// this goroutine.
+func openLogStore(path string) (store *raftboltdb.BoltStore, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			if store != nil {
+				store.Close()
+			}
+			store, err = nil, fmt.Errorf("cluster: raft log store %s is damaged: %v", path, p)
+		}
+	}()
+	store, err = raftboltdb.New(raftboltdb.Options{
+		Path:        path,
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft log store %s is unreadable: %w", path, err)
+	}
+	first, err := store.FirstIndex()
+	if err == nil {
+		var last uint64
+		last, err = store.LastIndex()
+		var l raft.Log
+		for i := first; err == nil && i > 0 && i <= last; i++ {
+			if err = store.GetLog(i, &l); err != nil {
+				err = fmt.Errorf("log entry %d: %w", i, err)
+			}
+		}
+	}
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("cluster: raft log store %s is damaged: %w", path, err)
+	}
+	return store, nil
 }
 
 // snapshotProblem opens the newest snapshot to say why it cannot be read
