@@ -24,14 +24,16 @@ type Loop struct {
 	drainFn   func()
 
 	// Loop-owned state.
-	r       *router
-	pk      codec.Packet
-	pub     codec.PublishPacket // outgoing encode scratch
-	now     int64               // cached clock, unix nanoseconds
-	dirty   []*Client
-	clients map[*Client]struct{}
-	backlog []*Session
-	wheel   wheel
+	r          *router
+	pk         codec.Packet
+	pub        codec.PublishPacket // outgoing encode scratch
+	now        int64               // cached clock, unix nanoseconds
+	dirty      []*Client
+	dirtySpare []*Client
+	flushing   bool
+	clients    map[*Client]struct{}
+	backlog    []*Session
+	wheel      wheel
 }
 
 func newLoop(b *Broker, exec func(func()) bool) *Loop {
@@ -91,20 +93,34 @@ func (l *Loop) markDirty(c *Client) {
 }
 
 // Flush writes each connection's pending bytes with one write.
+//
+// A write can fail and make the transport close the connection at once,
+// calling back into the loop (Closed, and a Flush of its own): the nested
+// Flush returns at once, and what it would have written is written by the
+// outer one, which takes the dirty list afresh until it is empty.
 func (l *Loop) Flush() {
-	for i, c := range l.dirty {
-		c.dirty = false
-		if !c.closed && len(c.out) > 0 {
-			l.b.stats.BytesSent.Add(uint64(len(c.out)))
-			if err := c.t.Write(c.out); err != nil {
-				c.closed = true
-				c.t.Close()
-			}
-		}
-		c.out = releaseBuf(c.out)
-		l.dirty[i] = nil
+	if l.flushing {
+		return
 	}
-	l.dirty = l.dirty[:0]
+	l.flushing = true
+	for len(l.dirty) > 0 {
+		batch := l.dirty
+		l.dirty = l.dirtySpare[:0]
+		for i, c := range batch {
+			c.dirty = false
+			if !c.closed && len(c.out) > 0 {
+				l.b.stats.BytesSent.Add(uint64(len(c.out)))
+				if err := c.t.Write(c.out); err != nil {
+					c.closed = true
+					c.t.Close()
+				}
+			}
+			c.out = releaseBuf(c.out)
+			batch[i] = nil
+		}
+		l.dirtySpare = batch[:0]
+	}
+	l.flushing = false
 }
 
 // releaseBuf empties an output buffer, dropping it when it grew large so that
