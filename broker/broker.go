@@ -72,6 +72,7 @@ type Stats struct {
 	AuthFailures       atomic.Uint64
 	StoreFailures      atomic.Uint64
 	SharedRedelivered  atomic.Uint64
+	PublisherPauses    atomic.Uint64 // publishers paused by flow control
 	QueuedMessagesHeld atomic.Int64
 }
 
@@ -178,6 +179,7 @@ func (b *Broker) Publish(m *Message) {
 	defer b.extMu.Unlock()
 	b.ext.route(m)
 	b.ext.dispatch()
+	b.ext.forgetCongestion()
 }
 
 // PublishRetained routes m and stores it as retained when its Retain is set.

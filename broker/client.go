@@ -69,6 +69,8 @@ type Client struct {
 	discardOnExit bool  // session ends with this connection
 	normalExit    bool  // the client sent DISCONNECT
 	pendingAck    *connackInfo
+	paused        bool       // flow control: not read until congested queues drain
+	pausedAt      int64      // unix nanoseconds
 	acks          []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
 }
 
@@ -91,7 +93,7 @@ func (l *Loop) Input(c *Client, data []byte) int {
 	l.now = time.Now().UnixNano()
 	l.b.stats.BytesReceived.Add(uint64(len(data)))
 	done := 0
-	for !c.closed && c.state != stateConnecting && done < len(data) {
+	for !c.closed && c.state != stateConnecting && !c.paused && done < len(data) {
 		if c.state == stateNew {
 			// fail answers a bad CONNECT in the version it read into l.pk,
 			// which the loop's clients share: forget the previous client's,

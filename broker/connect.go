@@ -391,6 +391,7 @@ func (l *Loop) endSession(s *Session) {
 	s.subs = nil
 	s.queue = nil
 	s.inflight = nil
+	l.setQueued(s)
 	b.sessions.remove(s.id)
 	if s.backlogged {
 		l.removeBacklog(s)

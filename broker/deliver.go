@@ -72,6 +72,7 @@ func (l *Loop) enqueue(s *Session, d delivery, connected bool) {
 		return
 	}
 	s.queue = append(s.queue, d)
+	s.queued.Store(int32(len(s.queue)))
 	b.stats.QueuedMessagesHeld.Add(1)
 }
 
@@ -117,6 +118,7 @@ func (l *Loop) pump(s *Session) {
 		if len(s.queue) == 0 {
 			s.queue = nil
 		}
+		l.setQueued(s)
 	}
 }
 
@@ -219,6 +221,7 @@ func (l *Loop) redistributeShared(s *Session) {
 	}
 	clear(s.queue[len(keepQ):])
 	s.queue = keepQ
+	l.setQueued(s)
 }
 
 // redeliverShared passes d to another member of its shared group than s. It

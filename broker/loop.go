@@ -33,6 +33,7 @@ type Loop struct {
 	flushing   bool
 	clients    map[*Client]struct{}
 	backlog    []*Session
+	paused     []*Client // paused by flow control, resumed at the latest by Tick
 	wheel      wheel
 }
 
@@ -152,6 +153,7 @@ func (l *Loop) Tick() {
 			c.abort() // no CONNECT in time
 		}
 	})
+	l.resumeOverdue()
 	if len(l.backlog) > 0 {
 		bl := l.backlog
 		l.backlog = nil

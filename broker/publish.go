@@ -86,6 +86,10 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 		if n == 0 && !p.Retain {
 			rc = codec.NoMatchingSubscribers
 		}
+		if len(l.r.congested) > 0 && p.QoS > 0 {
+			c.pauseFor(l.r.congested)
+		}
+		l.r.forgetCongestion()
 	}
 	if p.QoS == 0 {
 		return
@@ -207,8 +211,11 @@ func (l *Loop) publish(p *codec.PublishPacket, from *Client, stored func(error))
 
 // routeMessage delivers m to every matching session: those on this loop at
 // once, the others through their loops' mailboxes.
+// Nobody is paused for these: they come from the broker itself.
 func (l *Loop) routeMessage(m *Message) int {
-	return l.flushRoute(l.r.route(m))
+	n := l.flushRoute(l.r.route(m))
+	l.r.forgetCongestion()
+	return n
 }
 
 // flushRoute posts the router's batches and delivers the local ones.

@@ -9,12 +9,13 @@ import (
 // the broker one more for publishes from outside any loop; a router is used by
 // one goroutine at a time and keeps its slices between publishes.
 type router struct {
-	b       *Broker
-	res     routing.Result
-	out     [][]delivery // by destination loop index
-	touched []int
-	local   *Loop      // deliveries for this loop stay in localD
-	localD  []delivery // deliveries for local
+	b         *Broker
+	res       routing.Result
+	out       [][]delivery // by destination loop index
+	touched   []int
+	local     *Loop      // deliveries for this loop stay in localD
+	localD    []delivery // deliveries for local
+	congested []*Session // targets of QoS 1/2 deliveries whose queue is long
 }
 
 func newRouter(b *Broker) *router { return &router{b: b} }
@@ -79,6 +80,7 @@ func subIDList(ids []uint32, id uint32) []uint32 {
 }
 
 func (r *router) add(d delivery) {
+	r.noteCongestion(&d)
 	dl := d.s.loop.Load()
 	if dl == r.local {
 		r.localD = append(r.localD, d)

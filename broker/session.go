@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,13 @@ type Session struct {
 	expTimer   *time.Timer
 	timerGen   uint64
 	backlogged bool // in the loop's backlog list
+
+	// queued mirrors len(queue) for other loops' publishers, which pause
+	// while it is high (flow control); waiters are the paused publishers to
+	// resume when it drains. Both are safe for concurrent use.
+	queued  atomic.Int32
+	waitMu  sync.Mutex
+	waiters []*Client
 }
 
 // subscription is one subscription of a session, with its options.

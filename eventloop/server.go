@@ -204,8 +204,12 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	}
 	buf, _ := c.Peek(-1)
 	if len(buf) > 0 {
-		n := t.l.Input(t.client, buf)
-		_, _ = c.Discard(n)
+		// Discard only what was consumed: gnet's Discard(0) drops every
+		// buffered byte, which would lose a partial packet or the unread
+		// packets of a publisher paused by flow control.
+		if n := t.l.Input(t.client, buf); n > 0 {
+			_, _ = c.Discard(n)
+		}
 	}
 	t.l.Flush()
 	return gnet.None

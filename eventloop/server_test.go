@@ -1,0 +1,99 @@
+package eventloop
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/codec"
+)
+
+// TestPacketsSplitAcrossReads: packets that arrive a few bytes at a time, and
+// a large one in pieces, are reassembled, not dropped. (gnet's Discard(0)
+// empties the whole buffer; the loop must not call it when nothing was
+// consumed.)
+func TestPacketsSplitAcrossReads(t *testing.T) {
+	cfg := broker.DefaultConfig()
+	cfg.SysInterval = 0
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := broker.New(cfg, broker.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := NewServer(b, "127.0.0.1:0", Options{Loops: 1, Logger: log})
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = b.Shutdown(5 * time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = srv.Stop(ctx)
+	}()
+	conn, err := net.Dial("tcp", srv.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cp := codec.ConnectPacket{Version: codec.V311, CleanStart: true, ClientID: []byte("split")}
+	sp := codec.SubscribePacket{PacketID: 1, Subscriptions: []codec.Subscription{{Filter: []byte("big"), QoS: 1}}}
+	big := codec.PublishPacket{Topic: []byte("big"), QoS: 1, PacketID: 2, Payload: make([]byte, 200<<10)}
+	for i := range big.Payload {
+		big.Payload[i] = byte(i)
+	}
+	stream := codec.AppendConnect(nil, &cp)
+	stream = codec.AppendSubscribe(stream, &sp, codec.V311)
+	stream = codec.AppendPublish(stream, &big, codec.V311)
+	// Dribble the first packets, then the big one in uneven chunks, each a
+	// separate write that the server reads on its own.
+	for off := 0; off < len(stream); {
+		n := 3
+		if off > 40 {
+			n = 7919
+		}
+		n = min(n, len(stream)-off)
+		if _, err := conn.Write(stream[off : off+n]); err != nil {
+			t.Fatal(err)
+		}
+		off += n
+		time.Sleep(time.Millisecond) // let each piece arrive as its own read
+	}
+	// Expect CONNACK, SUBACK, the echoed PUBLISH (we subscribed to it) and PUBACK.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var got []codec.PacketType
+	var pk codec.Packet
+	var buf []byte
+	tmp := make([]byte, 64<<10)
+	for len(got) < 4 {
+		n, err := codec.Decode(buf, codec.V311, 0, &pk)
+		if err == nil {
+			got = append(got, pk.Type)
+			if pk.Type == codec.Publish && len(pk.Publish.Payload) != len(big.Payload) {
+				t.Fatalf("echoed payload of %d bytes, want %d", len(pk.Publish.Payload), len(big.Payload))
+			}
+			buf = buf[n:]
+			continue
+		}
+		if err != codec.ErrIncomplete {
+			t.Fatal(err)
+		}
+		m, rerr := conn.Read(tmp)
+		if rerr != nil {
+			t.Fatalf("after %v: %v", got, rerr)
+		}
+		buf = append(buf, tmp[:m]...)
+	}
+	seen := map[codec.PacketType]bool{}
+	for _, p := range got {
+		seen[p] = true
+	}
+	for _, want := range []codec.PacketType{codec.Connack, codec.Suback, codec.Publish, codec.Puback} {
+		if !seen[want] {
+			t.Fatalf("got %v, missing %v", got, want)
+		}
+	}
+}
