@@ -234,3 +234,25 @@ func TestProposerConcurrentClaims(t *testing.T) {
 		t.Fatalf("%d sessions, want %d", got, len(epochs))
 	}
 }
+
+// TestProposerNoLeaderFails: with no leader, a proposal is retried for the
+// hold time and then fails with ErrUnavailable (the broker answers CONNACK
+// 0x88 / 3.1.1 0x03 or SUBACK 0x80).
+func TestProposerNoLeaderFails(t *testing.T) {
+	r, err := OpenRaft(RaftConfig{NodeID: "lonely", Dir: t.TempDir(), Bind: "127.0.0.1:0", Fast: true}, &sumFSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	p := NewProposer(r, ProposerConfig{Node: "lonely", Boot: 1, Hold: 300 * time.Millisecond, Logger: quiet})
+	defer p.Close()
+	s := NewStore(nil, p, "lonely", 1, quiet)
+	start := time.Now()
+	_, err = tryClaim(s, "c", true)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("claim without a leader: %v, want ErrUnavailable", err)
+	}
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Fatalf("failed after %v, before the hold time", d)
+	}
+}
