@@ -33,7 +33,10 @@ func specs(binDir, mosquittoBin string, cpus int) []brokerSpec {
 	return []brokerSpec{
 		{Name: "flockmq", Env: []string{procs}, Argv: func(port int, _ string) ([]string, error) {
 			return []string{filepath.Join(binDir, "flockmq"), "-listen", loopback(port),
-				"-loops", strconv.Itoa(cpus), "-sys-interval", "0", "-log-level", "warn"}, nil
+				"-loops", strconv.Itoa(cpus), "-sys-interval", "0", "-log-level", "warn",
+				// In memory, like the peers (Mosquitto runs with persistence
+				// false, mochi with no storage hook).
+				"-store", "memory"}, nil
 		}},
 		{Name: "mosquitto", Argv: func(port int, dir string) ([]string, error) {
 			conf := filepath.Join(dir, "mosquitto-"+strconv.Itoa(port)+".conf")
@@ -81,25 +84,40 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// broker is a running broker process. Its methods are for the goroutine that
-// started it, except that the process is reaped in the background.
+// broker is a broker under test. A supervisor goroutine restarts it on the
+// same port if it dies before Stop, so that one crash costs one run rather
+// than the rest of the row; each crash is recorded. Safe for concurrent use.
 type broker struct {
-	Name    string
-	Port    int
-	Argv    []string // as started, taskset included
-	Env     []string
-	IdleKB  int64 // VmRSS right after it became ready
+	Name   string
+	Port   int
+	Argv   []string // as started, taskset included
+	Env    []string
+	IdleKB int64 // VmRSS right after it first became ready
+
+	mu       sync.Mutex
+	proc     *proc
+	stopping bool
+	crashes  []string // how each unexpected exit looked
+	starts   int
+}
+
+// maxRestarts bounds the restarts of one broker within a row.
+const maxRestarts = 5
+
+// proc is one process of a broker.
+type proc struct {
 	cmd     *exec.Cmd
 	done    chan struct{} // closed once the process has exited
 	waitErr error         // valid after done
 	log     *os.File
+	logPath string
 	tail    *tailBuffer
-	stopped bool // Stop sent the signal
 }
 
 // startBroker starts spec pinned to cpuList (taskset; "" = no pinning), logs
-// its stdout and stderr to logPath and waits until it accepts connections.
-func startBroker(ctx context.Context, spec brokerSpec, cpuList, dir, logPath string) (*broker, error) {
+// its stdout and stderr to logBase.log and waits until it accepts
+// connections.
+func startBroker(ctx context.Context, spec brokerSpec, cpuList, dir, logBase string) (*broker, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, err
@@ -111,55 +129,106 @@ func startBroker(ctx context.Context, spec brokerSpec, cpuList, dir, logPath str
 	if cpuList != "" {
 		argv = append([]string{"taskset", "-c", cpuList}, argv...)
 	}
+	b := &broker{Name: spec.Name, Port: port, Argv: argv, Env: spec.Env}
+	p, err := b.start(ctx, logBase+".log")
+	if err != nil {
+		return nil, err
+	}
+	b.proc = p
+	b.IdleKB = rssKB(b.PID())
+	go b.supervise(ctx, logBase)
+	return b, nil
+}
+
+// start runs one process and waits until it is ready.
+func (b *broker) start(ctx context.Context, logPath string) (*proc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
 	}
-	b := &broker{Name: spec.Name, Port: port, Argv: argv, Env: spec.Env, done: make(chan struct{}),
-		log: logf, tail: &tailBuffer{max: 4096}}
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Env = append(os.Environ(), spec.Env...)
-	out := io.MultiWriter(logf, b.tail)
+	p := &proc{done: make(chan struct{}), log: logf, logPath: logPath, tail: &tailBuffer{max: 4096}}
+	cmd := exec.Command(b.Argv[0], b.Argv[1:]...)
+	cmd.Env = append(os.Environ(), b.Env...)
+	out := io.MultiWriter(logf, p.tail)
 	cmd.Stdout, cmd.Stderr = out, out
 	// Own process group: a terminal ^C reaches bench-compare, which then
 	// stops the brokers itself. Pdeathsig: they die with it even on SIGKILL.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
-		return nil, fmt.Errorf("start %s: %w", spec.Name, err)
+		return nil, fmt.Errorf("start %s: %w", b.Name, err)
 	}
-	b.cmd = cmd
+	p.cmd = cmd
 	go func() {
-		b.waitErr = cmd.Wait()
-		close(b.done)
+		p.waitErr = cmd.Wait()
+		logf.Close()
+		close(p.done)
 	}()
-	if err := b.waitReady(ctx, 15*time.Second); err != nil {
-		b.Stop(5 * time.Second)
+	if err := b.waitReady(ctx, p, 15*time.Second); err != nil {
+		p.stop(5 * time.Second)
 		return nil, err
 	}
-	b.IdleKB = rssKB(b.PID())
-	return b, nil
+	return p, nil
 }
 
-// PID is the broker's process id (taskset execs the broker in place).
-func (b *broker) PID() int { return b.cmd.Process.Pid }
+// supervise restarts the broker when its process exits before Stop.
+func (b *broker) supervise(ctx context.Context, logBase string) {
+	for {
+		b.mu.Lock()
+		p := b.proc
+		b.mu.Unlock()
+		<-p.done
+		b.mu.Lock()
+		if b.stopping || ctx.Err() != nil {
+			b.mu.Unlock()
+			return
+		}
+		b.crashes = append(b.crashes, fmt.Sprintf("%s exited during the run (%v); output (%s): `%s`",
+			b.Name, p.waitErr, p.logPath, oneLine(p.excerpt())))
+		b.starts++
+		if b.starts > maxRestarts {
+			b.mu.Unlock()
+			return
+		}
+		n := b.starts
+		b.mu.Unlock()
+		np, err := b.start(ctx, fmt.Sprintf("%s.restart%d.log", logBase, n))
+		b.mu.Lock()
+		if err != nil {
+			b.crashes = append(b.crashes, fmt.Sprintf("restarting %s: %v", b.Name, err))
+			b.mu.Unlock()
+			return
+		}
+		if b.stopping { // Stop came while restarting
+			b.mu.Unlock()
+			np.stop(5 * time.Second)
+			return
+		}
+		b.proc = np
+		b.mu.Unlock()
+	}
+}
+
+// PID is the current process id (taskset execs the broker in place).
+func (b *broker) PID() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.proc.cmd.Process.Pid
+}
 
 // Addr is the broker's MQTT address.
 func (b *broker) Addr() string { return loopback(b.Port) }
 
-// Exited reports whether the process has ended.
-func (b *broker) Exited() bool {
-	select {
-	case <-b.done:
-		return true
-	default:
-		return false
-	}
+// Crashes lists the unexpected exits so far.
+func (b *broker) Crashes() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]string(nil), b.crashes...)
 }
 
 // waitReady polls until the port accepts a TCP connection, the process
 // exits, or the deadline passes.
-func (b *broker) waitReady(ctx context.Context, limit time.Duration) error {
+func (b *broker) waitReady(ctx context.Context, p *proc, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
@@ -170,45 +239,84 @@ func (b *broker) waitReady(ctx context.Context, limit time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not accepting on %s after %v: %s", b.Name, b.Addr(), limit, b.tail.String())
+			return fmt.Errorf("%s not accepting on %s after %v: %s", b.Name, b.Addr(), limit, p.tail.String())
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-b.done:
-			return fmt.Errorf("%s exited at start (%v): %s", b.Name, b.waitErr, b.tail.String())
+		case <-p.done:
+			return fmt.Errorf("%s exited at start (%v): %s", b.Name, p.waitErr, p.tail.String())
 		case <-tick.C:
 		}
 	}
 }
 
-// Stop sends SIGTERM, waits up to grace, then kills. It reports how the
-// process ended: nil for exit status 0 after our SIGTERM.
+// Stop ends supervision and stops the current process: SIGTERM, up to grace,
+// then SIGKILL. nil means exit status 0 after SIGTERM; crashes during the run
+// are reported by Crashes.
 func (b *broker) Stop(grace time.Duration) error {
-	defer b.log.Close()
-	diedEarly := b.Exited()
-	if !diedEarly {
-		b.stopped = true
-		_ = b.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-b.done:
-		case <-time.After(grace):
-			_ = b.cmd.Process.Kill()
-			<-b.done
-			return fmt.Errorf("%s ignored SIGTERM for %v and was killed", b.Name, grace)
-		}
+	b.mu.Lock()
+	b.stopping = true
+	p := b.proc
+	b.mu.Unlock()
+	if p == nil {
+		return nil
 	}
-	switch {
-	case diedEarly:
-		return fmt.Errorf("%s exited during the run (%v)", b.Name, b.waitErr)
-	case b.waitErr != nil:
-		return fmt.Errorf("%s exit after SIGTERM: %w", b.Name, b.waitErr)
+	select {
+	case <-p.done:
+		return nil // it crashed; Crashes has it
+	default:
+	}
+	if err := p.stop(grace); err != nil {
+		return fmt.Errorf("%s %w; output (%s): `%s`", b.Name, err, p.logPath, oneLine(p.excerpt()))
 	}
 	return nil
 }
 
-// Tail is the end of the broker's output.
-func (b *broker) Tail() string { return b.tail.String() }
+// stop signals the process and waits.
+func (p *proc) stop(grace time.Duration) error {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return fmt.Errorf("ignored SIGTERM for %v and was killed", grace)
+	}
+	if p.waitErr != nil {
+		return fmt.Errorf("exit after SIGTERM: %w", p.waitErr)
+	}
+	return nil
+}
+
+// excerpt is the interesting part of the process's output (valid once it
+// has exited).
+func (p *proc) excerpt() string {
+	if out, err := os.ReadFile(p.logPath); err == nil {
+		return excerpt(string(out), 8)
+	}
+	return excerpt(p.tail.String(), 8)
+}
+
+func oneLine(s string) string {
+	return strings.ReplaceAll(strings.ReplaceAll(s, "\t", " "), "\n", " ⏎ ")
+}
+
+// excerpt returns the "panic:" or "fatal error:" line and the n lines after
+// it, or the last n lines when there is no such line.
+func excerpt(out string, n int) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "panic:") || strings.HasPrefix(l, "fatal error:") {
+			end := min(len(lines), i+1+n)
+			return strings.Join(lines[i:end], "\n")
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
 
 // tailBuffer keeps the last max bytes written. Safe for concurrent use.
 type tailBuffer struct {
@@ -267,14 +375,15 @@ var errNoBroker = errors.New("bench-compare: round for an unknown target")
 // Safe for concurrent use.
 type rssSampler struct {
 	mu      sync.Mutex
-	pids    map[string]int
+	pid     func(target string) (int, bool)
 	cur     string // target whose run is active, "" between runs
 	peak    int64
 	samples map[string][]int64 // per target, the peak of each run
 }
 
-func newRSSSampler(pids map[string]int) *rssSampler {
-	return &rssSampler{pids: pids, samples: map[string][]int64{}}
+// newRSSSampler samples the process pid returns for a target.
+func newRSSSampler(pid func(target string) (int, bool)) *rssSampler {
+	return &rssSampler{pid: pid, samples: map[string][]int64{}}
 }
 
 // Round closes the active run, if any, and opens one for target.
@@ -282,10 +391,11 @@ func (s *rssSampler) Round(target string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closeLocked()
-	if _, ok := s.pids[target]; !ok {
+	pid, ok := s.pid(target)
+	if !ok {
 		return fmt.Errorf("%w: %q", errNoBroker, target)
 	}
-	s.cur, s.peak = target, rssKB(s.pids[target])
+	s.cur, s.peak = target, rssKB(pid)
 	return nil
 }
 
@@ -310,7 +420,8 @@ func (s *rssSampler) sampleLocked() {
 	if s.cur == "" {
 		return
 	}
-	if kb := rssKB(s.pids[s.cur]); kb > s.peak {
+	pid, _ := s.pid(s.cur)
+	if kb := rssKB(pid); kb > s.peak {
 		s.peak = kb
 	}
 }

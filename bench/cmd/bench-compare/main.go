@@ -53,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	defBroker, defTool := defaultCPULists(runtime.NumCPU())
 	bin := fs.String("bin", "bin", "directory with flockmq, flockmq-bench and mochi")
-	out := fs.String("out", "", "directory for raw JSON, broker logs and section.md (default BIN/bench-compare)")
+	out := fs.String("out", "", "directory for raw JSON, broker logs and section.md (default BIN/bench-compare.out)")
 	doc := fs.String("doc", "", "markdown file whose \""+sectionTitle+"\" section is replaced (or appended)")
 	quick := fs.Bool("quick", false, "smoke run: 1 round, short durations, 1,000 instead of 10,000 connections")
 	rounds := fs.Int("rounds", 0, "runs per broker and row (default 3, quick 1)")
@@ -82,7 +82,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cpus = n
 	}
 	if *out == "" {
-		*out = filepath.Join(*bin, "bench-compare")
+		*out = filepath.Join(*bin, "bench-compare.out")
 	}
 	mosquittoBin, err := findMosquitto(*mosq)
 	if err != nil {
@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
+	if err := cleanOut(*out); err != nil {
 		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
 		return 1
 	}
@@ -149,6 +149,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// cleanOut creates dir, or empties it of a previous run's files (only the
+// kinds bench-compare writes), so that old logs are not mistaken for new ones.
+func cleanOut(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for _, pat := range []string{"*.log", "*.json", "*.conf", "section.md"} {
+		old, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, f := range old {
+			if err := os.Remove(f); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // updateDoc re-reads path just before writing, so that other sections edited
 // meanwhile are kept.
 func updateDoc(path, section string) error {
@@ -180,20 +197,21 @@ func selectRows(all []row, only string) ([]row, error) {
 
 // runRow starts the brokers, runs the row and stops them.
 func (h *harness) runRow(ctx context.Context, r row) rowResult {
+	if r.Fresh {
+		return h.runFresh(ctx, r)
+	}
 	rr := rowResult{Row: r}
 	var brokers []*broker
 	defer func() {
-		for _, b := range brokers { // stop anything still running on an early return
-			if !b.stopped && !b.Exited() {
-				_ = b.Stop(10 * time.Second)
-			}
+		for _, b := range brokers { // on an early return; a second Stop is a no-op
+			_ = b.Stop(10 * time.Second)
 		}
 	}()
 	for _, spec := range h.specs {
-		b, err := startBroker(ctx, spec, h.brokerCPUs, h.out, filepath.Join(h.out, r.ID+"-"+spec.Name+".log"))
+		b, err := startBroker(ctx, spec, h.brokerCPUs, h.out, filepath.Join(h.out, r.ID+"-"+spec.Name))
 		if err != nil {
 			rr.Notes = append(rr.Notes, err.Error())
-			rr.Targets = collect(r, nil, h.names, nil, nil)
+			rr.Targets = collect(r, nil, h.names, nil)
 			return rr
 		}
 		fmt.Fprintf(h.progress, "bench-compare: %s pid %d on %s, idle RSS %d KiB\n", b.Name, b.PID(), b.Addr(), b.IdleKB)
@@ -204,47 +222,14 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 			h.brokerCmds = append(h.brokerCmds, shellLine(b.Env, b.Argv))
 		}
 	}
-	idle, pids := map[string]int64{}, map[string]int{}
+	args := []string{"compare"}
 	for _, b := range brokers {
-		idle[b.Name], pids[b.Name] = b.IdleKB, b.PID()
+		args = append(args, "--target", b.Name+"="+b.Addr())
 	}
-
-	var res *bench.CompareResult
-	var sampler *rssSampler
-	rounds := strconv.Itoa(h.plan.Rounds)
-	if r.PerTargetPID {
-		var parts []*bench.CompareResult
-		for _, b := range brokers {
-			args := []string{"compare", "--target", b.Name + "=" + b.Addr(), "--rounds", rounds, "--json", "--", r.Scenario}
-			args = append(append(args, r.Args...), "--pid", strconv.Itoa(b.PID()))
-			part, err := h.compare(ctx, &rr, r.ID+"-"+b.Name, args, nil)
-			if err != nil {
-				rr.Notes = append(rr.Notes, err.Error())
-			}
-			if part != nil {
-				parts = append(parts, part)
-			}
-		}
-		res = mergeCompare(parts)
-	} else {
-		args := []string{"compare"}
-		for _, b := range brokers {
-			args = append(args, "--target", b.Name+"="+b.Addr())
-		}
-		args = append(append(args, "--rounds", rounds, "--json", "--", r.Scenario), r.Args...)
-		if r.SampleRSS {
-			sampler = newRSSSampler(pids)
-			sctx, cancel := context.WithCancel(ctx)
-			go sampler.Run(sctx, 100*time.Millisecond)
-			defer cancel()
-		}
-		var err error
-		if res, err = h.compare(ctx, &rr, r.ID, args, sampler); err != nil {
-			rr.Notes = append(rr.Notes, err.Error())
-		}
-		if sampler != nil {
-			sampler.End()
-		}
+	args = append(append(args, "--rounds", strconv.Itoa(h.plan.Rounds), "--json", "--", r.Scenario), r.Args...)
+	res, err := h.compare(ctx, &rr, r.ID, args)
+	if err != nil {
+		rr.Notes = append(rr.Notes, err.Error())
 	}
 	checks := map[string]*bench.SeqCounts{}
 	if r.QoS1 {
@@ -261,39 +246,18 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 		}
 	}
 	for _, b := range brokers {
-		if err := b.Stop(10 * time.Second); err != nil {
-			note := err.Error()
-			if tail := b.Tail(); tail != "" {
-				note += "; its output ends: " + strings.ReplaceAll(lastLines(tail, 5), "\n", " ⏎ ")
-			}
-			rr.Notes = append(rr.Notes, note)
-			fmt.Fprintf(h.progress, "bench-compare: %s\n", note)
-		}
+		h.stop(&rr, b)
 	}
-	var peaks map[string][]int64
-	if sampler != nil {
-		peaks = map[string][]int64{}
-		for _, n := range h.names {
-			peaks[n] = sampler.Peaks(n)
-		}
-	}
-	rr.Targets = collect(r, res, h.names, peaks, idle)
+	rr.Targets = collect(r, res, h.names, nil)
 	for i := range rr.Targets {
 		rr.Targets[i].Check = checks[rr.Targets[i].Name]
 	}
 	return rr
 }
 
-// compare runs the tool's compare mode, saves its JSON as id.json and feeds
-// the progress lines to sampler.
-func (h *harness) compare(ctx context.Context, rr *rowResult, id string, args []string, sampler *rssSampler) (*bench.CompareResult, error) {
-	out, err := h.tool(ctx, rr, id, args, func(line string) {
-		if name, ok := parseRoundLine(line); ok && sampler != nil {
-			if err := sampler.Round(name); err != nil {
-				fmt.Fprintf(h.progress, "bench-compare: %v\n", err)
-			}
-		}
-	})
+// compare runs the tool's compare mode and saves its JSON as id.json.
+func (h *harness) compare(ctx context.Context, rr *rowResult, id string, args []string) (*bench.CompareResult, error) {
+	out, err := h.tool(ctx, rr, id, args)
 	if len(out) == 0 {
 		return nil, err
 	}
@@ -304,9 +268,87 @@ func (h *harness) compare(ctx context.Context, rr *rowResult, id string, args []
 	return res, err
 }
 
+// runFresh runs a memory row: every run gets a freshly started broker and
+// its own one-target compare; rounds still alternate the brokers.
+func (h *harness) runFresh(ctx context.Context, r row) rowResult {
+	rr := rowResult{Row: r}
+	var parts []*bench.CompareResult
+	grown := map[string][]int64{}
+	for round := 1; round <= h.plan.Rounds && ctx.Err() == nil; round++ {
+		for _, spec := range h.specs {
+			if ctx.Err() != nil {
+				break
+			}
+			fmt.Fprintf(h.progress, "bench-compare: round %d/%d: fresh %s\n", round, h.plan.Rounds, spec.Name)
+			part, kb, err := h.freshRun(ctx, &rr, r, spec, fmt.Sprintf("%s-%s-%d", r.ID, spec.Name, round))
+			if err != nil {
+				rr.Notes = append(rr.Notes, err.Error())
+			}
+			if part != nil {
+				parts = append(parts, part)
+				if r.SampleRSS {
+					grown[spec.Name] = append(grown[spec.Name], kb)
+				}
+			}
+		}
+	}
+	rr.Targets = collect(r, mergeCompare(parts), h.names, grown)
+	return rr
+}
+
+// freshRun starts spec, runs one compare round against it (sampling its RSS
+// for SampleRSS rows) and stops it. kb is the RSS growth over the idle broker.
+func (h *harness) freshRun(ctx context.Context, rr *rowResult, r row, spec brokerSpec, id string) (_ *bench.CompareResult, kb int64, _ error) {
+	b, err := startBroker(ctx, spec, h.brokerCPUs, h.out, filepath.Join(h.out, id))
+	if err != nil {
+		return nil, 0, err
+	}
+	defer h.stop(rr, b)
+	fmt.Fprintf(h.progress, "bench-compare: %s pid %d on %s, idle RSS %d KiB\n", b.Name, b.PID(), b.Addr(), b.IdleKB)
+	args := []string{"compare", "--target", b.Name + "=" + b.Addr(), "--rounds", "1", "--json", "--", r.Scenario}
+	args = append(args, r.Args...)
+	if r.PIDFlag {
+		args = append(args, "--pid", strconv.Itoa(b.PID()))
+	}
+	var sampler *rssSampler
+	if r.SampleRSS {
+		sampler = newRSSSampler(func(string) (int, bool) { return b.PID(), true })
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		go sampler.Run(sctx, 100*time.Millisecond)
+		if err := sampler.Round(b.Name); err != nil {
+			return nil, 0, err
+		}
+	}
+	res, err := h.compare(ctx, rr, id, args)
+	if sampler != nil {
+		sampler.End()
+		if peaks := sampler.Peaks(b.Name); len(peaks) == 1 {
+			kb = peaks[0] - b.IdleKB
+		}
+	}
+	return res, kb, err
+}
+
+// stop stops b and notes its crashes and a failed stop in rr.
+func (h *harness) stop(rr *rowResult, b *broker) {
+	err := b.Stop(10 * time.Second)
+	notes := b.Crashes()
+	if len(notes) > 0 {
+		notes[0] += " (restarted on the same port each time)"
+	}
+	if err != nil {
+		notes = append(notes, err.Error())
+	}
+	for _, n := range notes {
+		fmt.Fprintf(h.progress, "bench-compare: %s\n", n)
+	}
+	rr.Notes = append(rr.Notes, notes...)
+}
+
 // single runs one scenario run and parses its summary.
 func (h *harness) single(ctx context.Context, rr *rowResult, id string, args []string) (*bench.Summary, error) {
-	out, err := h.tool(ctx, rr, id, args, nil)
+	out, err := h.tool(ctx, rr, id, args)
 	if len(out) == 0 {
 		return nil, err
 	}
@@ -318,9 +360,8 @@ func (h *harness) single(ctx context.Context, rr *rowResult, id string, args []s
 }
 
 // tool runs flockmq-bench pinned to the tool CPUs, copies its stderr to the
-// progress writer line by line (calling onLine for each) and returns its
-// stdout, also saved as id.json.
-func (h *harness) tool(ctx context.Context, rr *rowResult, id string, args []string, onLine func(string)) ([]byte, error) {
+// progress writer line by line and returns its stdout, also saved as id.json.
+func (h *harness) tool(ctx context.Context, rr *rowResult, id string, args []string) ([]byte, error) {
 	argv := append([]string{filepath.Join(h.bin, "flockmq-bench")}, args...)
 	if h.toolCPUs != "" {
 		argv = append([]string{"taskset", "-c", h.toolCPUs}, argv...)
@@ -349,9 +390,6 @@ func (h *harness) tool(ctx context.Context, rr *rowResult, id string, args []str
 		line := sc.Text()
 		fmt.Fprintln(h.progress, line)
 		fmt.Fprintln(&errTail, line)
-		if onLine != nil {
-			onLine(line)
-		}
 	}
 	werr := cmd.Wait()
 	if werr != nil {

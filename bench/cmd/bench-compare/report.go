@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -35,29 +34,33 @@ func parseSummary(r io.Reader) (*bench.Summary, error) {
 	return &s, nil
 }
 
-// mergeCompare joins per-target compare results (PerTargetPID rows) into one.
+// mergeCompare joins the results of several compare runs (Fresh rows: one
+// per run) into one: per target, in order of first appearance, the runs and
+// errors concatenated in the order given.
 func mergeCompare(parts []*bench.CompareResult) *bench.CompareResult {
 	if len(parts) == 0 {
 		return nil
 	}
-	out := *parts[0]
-	out.Targets = nil
+	out := &bench.CompareResult{Scenario: parts[0].Scenario, Args: parts[0].Args}
+	index := map[string]int{}
 	for _, p := range parts {
-		out.Targets = append(out.Targets, p.Targets...)
+		out.Rounds += p.Rounds
+		for _, t := range p.Targets {
+			i, ok := index[t.Name]
+			if !ok {
+				i = len(out.Targets)
+				index[t.Name] = i
+				out.Targets = append(out.Targets, bench.TargetFigures{Name: t.Name, Hosts: t.Hosts,
+					Runs: map[string][]float64{}})
+			}
+			m := &out.Targets[i]
+			for fig, runs := range t.Runs {
+				m.Runs[fig] = append(m.Runs[fig], runs...)
+			}
+			m.Errors = append(m.Errors, t.Errors...)
+		}
 	}
-	return &out
-}
-
-var roundLine = regexp.MustCompile(`^== round \d+/\d+: (\S+) \(`)
-
-// parseRoundLine recognises the tool's "== round 2/3: mochi (127.0.0.1:1884)"
-// progress line and returns the target name.
-func parseRoundLine(line string) (string, bool) {
-	m := roundLine.FindStringSubmatch(line)
-	if m == nil {
-		return "", false
-	}
-	return m[1], true
+	return out
 }
 
 // targetResult is one broker's figures for one row.
@@ -85,10 +88,9 @@ type rowResult struct {
 }
 
 // collect extracts the row's figure for each of names from a compare result.
-// sampled, for SampleRSS rows, maps a target to its per-run peak VmRSS and
-// idle to the broker's VmRSS at start; the figure is then the growth per
-// connection.
-func collect(r row, res *bench.CompareResult, names []string, sampled map[string][]int64, idle map[string]int64) []targetResult {
+// grown, for SampleRSS rows, maps a target to each run's VmRSS growth in KiB
+// (peak minus idle, in run order); the figure is then KiB per connection.
+func collect(r row, res *bench.CompareResult, names []string, grown map[string][]int64) []targetResult {
 	out := make([]targetResult, 0, len(names))
 	for _, name := range names {
 		tr := targetResult{Name: name}
@@ -110,9 +112,9 @@ func collect(r row, res *bench.CompareResult, names []string, sampled map[string
 		// a zero latency or memory figure is not.
 		connected := tf.Runs["connect_per_s"]
 		if r.Figure == figSampledRSS {
-			for i, peak := range sampled[name] {
+			for i, kb := range grown[name] {
 				if r.Clients > 0 && i < len(connected) && connected[i] > 0 {
-					tr.Runs = append(tr.Runs, float64(peak-idle[name])/float64(r.Clients))
+					tr.Runs = append(tr.Runs, float64(kb)/float64(r.Clients))
 				}
 			}
 		} else {
@@ -256,7 +258,7 @@ func renderSection(e env, results []rowResult, names []string) string {
 	p("- Load (`uptime`), a shared and noisy machine: at start `%s`; at end `%s`", e.LoadStart, e.LoadEnd)
 	p("- CPU budget: each broker is pinned to CPU %s (`taskset`; Go brokers GOMAXPROCS = that many CPUs, FlockMQ `-loops` the same; Mosquitto is single-threaded); the load tool is pinned to CPU %s.",
 		e.BrokerCPUs, e.ToolCPUs)
-	p("- Method: every row starts all three brokers afresh; `flockmq-bench compare` runs the scenario %d time(s) per broker, alternating brokers; the table shows medians. 64-byte payloads, MQTT 5.", e.Rounds)
+	p("- Method: every row starts all three brokers afresh; `flockmq-bench compare` runs the scenario %d time(s) per broker, alternating brokers; the table shows medians. A broker that crashes is restarted on the same port and the crash is listed under Runs. The two memory rows start a fresh broker for every run. 64-byte payloads, MQTT 5.", e.Rounds)
 	p("")
 	header := "| scenario | figure |"
 	sep := "|---|---|"
@@ -284,7 +286,7 @@ func renderSection(e env, results []rowResult, names []string) string {
 	p("")
 	p("Ratio: FlockMQ's median over the best peer's; on ↑ rows above 1 means FlockMQ leads, on ↓ rows below 1 means FlockMQ leads.")
 	p("QoS 1 column: lost and duplicated summed over every compare run plus one extra check run per broker; reordered from the check run (`compare --json` does not report it).")
-	p("RSS rows: \"idle connections, 1 subscription\" is bench-compare's own sampling of the broker's VmRSS every 100 ms during its run, peak minus the RSS of the freshly started broker, over the connection count (the tool's `--pid` is read only by the `conn` scenario, and `compare` gives every target the same flags); the \"no subscription\" row is the tool's `conn --pid` figure (RSS after connecting minus before), one compare per broker.")
+	p("RSS rows: each run has a freshly started broker. \"1 subscription\" is sampled by bench-compare (the broker's VmRSS every 100 ms during the run, peak minus the idle broker's, over the connection count; the tool's `--pid` is read by the `conn` scenario only); \"no subscription\" is the tool's own `conn --pid` figure (RSS once all are connected minus before).")
 	p("")
 	p("### Runs")
 	p("")
@@ -313,7 +315,7 @@ func renderSection(e env, results []rowResult, names []string) string {
 	p("")
 	p("```sh")
 	p("%s", e.MakeCommand)
-	p("# brokers (PORT is a free loopback port picked per row)")
+	p("# brokers, as started for the first row (every row starts them afresh on free loopback ports)")
 	for _, c := range e.Brokers {
 		p("%s", c)
 	}

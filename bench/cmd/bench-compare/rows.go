@@ -27,13 +27,17 @@ type row struct {
 	Higher   bool // a higher figure is better
 	QoS1     bool // check lost, duplicated and reordered (one extra run per target)
 	Clients  int  // connections held; divides the sampled RSS
-	// SampleRSS: bench-compare samples each broker's VmRSS while its run is
-	// active (the tool's --pid only works for the conn scenario, and compare
-	// passes the same flags to every target).
+	// Fresh: memory rows. Each run gets a freshly started broker and its own
+	// `compare --rounds 1` with that one target (rounds still alternate
+	// brokers), because a broker that already held the connections of an
+	// earlier run reuses that memory and would report almost no growth.
+	Fresh bool
+	// SampleRSS: bench-compare samples the broker's VmRSS every 100 ms during
+	// the run; the figure is the peak minus the idle RSS of the fresh broker,
+	// per connection. (The tool's --pid is read by the conn scenario only.)
 	SampleRSS bool
-	// PerTargetPID: compare runs once per target so that --pid names that
-	// target's broker.
-	PerTargetPID bool
+	// PIDFlag: pass the broker's --pid to the tool.
+	PIDFlag bool
 }
 
 // plan sizes the rows: the full run, or a short smoke run.
@@ -58,6 +62,7 @@ func rows(p plan) []row {
 	dur := []string{"--size", "64", "--duration", p.Duration.String(), "--drain", p.Drain.String()}
 	flow := func(args ...string) []string { return append(args, dur...) }
 	conns := strconv.Itoa(p.Conns)
+	n := thousands(int64(p.Conns))
 	hold := p.Hold.String()
 	return []row{
 		{ID: "fanin-qos0", Title: "fan-in 8 → 1, QoS 0", Scenario: "fanin",
@@ -70,13 +75,13 @@ func rows(p plan) []row {
 			Args: flow("-c", "100", "--qos", "0"), Figure: figDelivered, Unit: "msg/s", Higher: true},
 		{ID: "latency-qos1", Title: "latency, 1 pair at 5,000 msg/s, QoS 1 (p99)", Scenario: "latency",
 			Args: flow("-c", "1", "--rate", "5000", "--qos", "1"), Figure: figLatencyP99, Unit: "µs", QoS1: true},
-		{ID: "idle-subscribed", Title: conns + " idle connections, 1 subscription each", Scenario: "sub",
+		{ID: "idle-subscribed", Title: n + " idle connections, 1 subscription each", Scenario: "sub",
 			Args: []string{"-c", conns, "--duration", hold}, Figure: figSampledRSS, Unit: "KiB RSS / conn",
-			Clients: p.Conns, SampleRSS: true},
-		{ID: "idle-conn", Title: conns + " idle connections, no subscription (tool --pid)", Scenario: "conn",
+			Clients: p.Conns, Fresh: true, SampleRSS: true},
+		{ID: "idle-conn", Title: n + " idle connections, no subscription (tool --pid)", Scenario: "conn",
 			Args: []string{"-c", conns, "--duration", hold}, Figure: figToolRSS, Unit: "KiB RSS / conn",
-			Clients: p.Conns, PerTargetPID: true},
-		{ID: "connect-subscribe", Title: "connect + subscribe, " + conns + " clients", Scenario: "sub",
+			Clients: p.Conns, Fresh: true, PIDFlag: true},
+		{ID: "connect-subscribe", Title: "connect + subscribe, " + n + " clients", Scenario: "sub",
 			Args: []string{"-c", conns, "--duration", "1s"}, Figure: figConnect, Unit: "clients/s", Higher: true},
 	}
 }

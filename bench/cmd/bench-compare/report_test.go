@@ -1,0 +1,345 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flockmq/flockmq/bench"
+)
+
+// compareJSON is the shape `flockmq-bench compare --json` prints (trimmed to
+// the figures bench-compare reads), for three targets and three rounds.
+const compareJSON = `{
+  "scenario": "fanin",
+  "args": ["-c", "8", "--qos", "1"],
+  "rounds": 3,
+  "figures": ["sent_per_s", "delivered_per_s", "latency_p99_us", "connect_per_s", "tool_cpu_cores"],
+  "targets": [
+    {"name": "flockmq", "hosts": ["127.0.0.1:40001"],
+     "runs": {"delivered_per_s": [90000, 100000, 80000], "latency_p99_us": [900, 0, 1100],
+              "connect_per_s": [50, 60, 70], "lost": [0, 0, 0], "duplicated": [0, 1, 0],
+              "tool_cpu_cores": [0.5, 0.7, 0.6]},
+     "median": {"delivered_per_s": 90000}, "ratio_to_first": {"delivered_per_s": 1}},
+    {"name": "mosquitto", "hosts": ["127.0.0.1:40002"],
+     "runs": {"delivered_per_s": [150000, 120000, 130000], "latency_p99_us": [400, 500, 450],
+              "connect_per_s": [50, 60, 70], "lost": [2, 0, 0], "duplicated": [0, 0, 0],
+              "tool_cpu_cores": [0.9, 0.9, 0.9]},
+     "median": {"delivered_per_s": 130000}, "ratio_to_first": {"delivered_per_s": 1.44}},
+    {"name": "mochi", "hosts": ["127.0.0.1:40003"],
+     "runs": {"delivered_per_s": [60000, 0, 70000], "latency_p99_us": [2000, 3000, 2500],
+              "connect_per_s": [50, 0, 70], "lost": [0, 0, 0], "duplicated": [0, 0, 0],
+              "tool_cpu_cores": [0.4, 0.4, 0.4]},
+     "median": {"delivered_per_s": 60000}, "ratio_to_first": {"delivered_per_s": 0.67},
+     "errors": ["bench: connect failed: 8 of 9 ready"]}
+  ]
+}`
+
+var names = []string{"flockmq", "mosquitto", "mochi"}
+
+func mustParse(t *testing.T) *bench.CompareResult {
+	t.Helper()
+	res, err := parseCompare(strings.NewReader(compareJSON))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestParseCompare(t *testing.T) {
+	res := mustParse(t)
+	if res.Scenario != "fanin" || res.Rounds != 3 || len(res.Targets) != 3 {
+		t.Fatalf("got %+v", res)
+	}
+	if got := res.Targets[1].Runs["delivered_per_s"]; len(got) != 3 || got[0] != 150000 {
+		t.Fatalf("mosquitto runs = %v", got)
+	}
+	for _, bad := range []string{"", "{", `{"targets": []}`, "[1,2]"} {
+		if _, err := parseCompare(strings.NewReader(bad)); err == nil {
+			t.Errorf("parseCompare(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestParseSummary(t *testing.T) {
+	s, err := parseSummary(strings.NewReader(`{"scenario":"fanin","correctness":{"lost":1,"duplicated":2,"reordered":3,"late":4}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Seq != (bench.SeqCounts{Lost: 1, Duplicated: 2, Reordered: 3, Late: 4}) {
+		t.Fatalf("got %+v", s.Seq)
+	}
+}
+
+func TestCollectThroughput(t *testing.T) {
+	r := rows(fullPlan())[1] // fan-in QoS 1
+	if r.Figure != figDelivered || !r.QoS1 {
+		t.Fatalf("row 1 is %+v", r)
+	}
+	ts := collect(r, mustParse(t), names, nil)
+	want := []float64{90000, 130000, 60000} // mochi's failed run counts as 0 msg/s
+	for i, tr := range ts {
+		if tr.Name != names[i] || tr.Median != want[i] {
+			t.Errorf("%s: median %v, want %v", tr.Name, tr.Median, want[i])
+		}
+	}
+	if ts[0].Dup != 1 || ts[1].Lost != 2 || ts[0].ToolCPU != 0.6 {
+		t.Errorf("lost/dup/cpu = %+v %+v", ts[0], ts[1])
+	}
+	if len(ts[2].Errors) != 1 {
+		t.Errorf("mochi errors = %v", ts[2].Errors)
+	}
+	if got := ratioCell(r, ts); got != "0.69 (vs mosquitto)" {
+		t.Errorf("ratio = %q", got)
+	}
+}
+
+func TestCollectLowerIsBetterSkipsFailedRuns(t *testing.T) {
+	r := row{Figure: figLatencyP99, Unit: "µs"}
+	ts := collect(r, mustParse(t), names, nil)
+	if len(ts[0].Runs) != 2 || ts[0].Median != 1000 {
+		t.Fatalf("flockmq runs %v median %v; a 0 µs run is a failed one", ts[0].Runs, ts[0].Median)
+	}
+	if b := bestPeer(r, ts); b != 1 {
+		t.Fatalf("best peer = %d, want mosquitto", b)
+	}
+	if got := ratioCell(r, ts); got != "2.22 (vs mosquitto)" {
+		t.Errorf("ratio = %q", got)
+	}
+}
+
+func TestCollectSampledRSS(t *testing.T) {
+	r := row{Figure: figSampledRSS, Unit: "KiB RSS / conn", Clients: 1000, SampleRSS: true}
+	grown := map[string][]int64{ // KiB over the idle broker, per run
+		"flockmq":   {2000, 3000, 1000},
+		"mosquitto": {3000, 3000, 3000},
+		"mochi":     {40000, 89999, 42000}, // run 2 never connected
+	}
+	ts := collect(r, mustParse(t), names, grown)
+	if ts[0].Median != 2 || ts[1].Median != 3 || ts[2].Median != 41 || len(ts[2].Runs) != 2 {
+		t.Fatalf("medians %v %v %v (mochi runs %v)", ts[0].Median, ts[1].Median, ts[2].Median, ts[2].Runs)
+	}
+	if got := ratioCell(r, ts); got != "0.67 (vs mosquitto)" {
+		t.Errorf("ratio = %q", got)
+	}
+}
+
+func TestCollectMissingTarget(t *testing.T) {
+	ts := collect(rows(quickPlan())[0], nil, names, nil)
+	for _, tr := range ts {
+		if tr.HasData() || len(tr.Errors) == 0 {
+			t.Errorf("%s: %+v", tr.Name, tr)
+		}
+	}
+	if got := ratioCell(rows(quickPlan())[0], ts); got != "n/a" {
+		t.Errorf("ratio = %q", got)
+	}
+}
+
+func TestMergeCompare(t *testing.T) {
+	res := mustParse(t)
+	one := func(name string, v float64, errs ...string) *bench.CompareResult {
+		return &bench.CompareResult{Scenario: "conn", Rounds: 1, Targets: []bench.TargetFigures{{Name: name,
+			Runs: map[string][]float64{"x": {v}}, Errors: errs}}}
+	}
+	m := mergeCompare([]*bench.CompareResult{one("a", 1), one("b", 10, "boom"), one("a", 2), one("b", 20)})
+	if m.Rounds != 4 || len(m.Targets) != 2 || m.Targets[0].Name != "a" || m.Targets[1].Name != "b" {
+		t.Fatalf("merged %+v", m)
+	}
+	if got := m.Targets[0].Runs["x"]; len(got) != 2 || got[0] != 1 || got[1] != 2 {
+		t.Errorf("a runs %v", got)
+	}
+	if got := m.Targets[1].Errors; len(got) != 1 {
+		t.Errorf("b errors %v", got)
+	}
+	if whole := mergeCompare([]*bench.CompareResult{res}); len(whole.Targets) != 3 ||
+		len(whole.Targets[2].Runs["delivered_per_s"]) != 3 {
+		t.Errorf("merge of one result changed it: %+v", whole)
+	}
+	if mergeCompare(nil) != nil {
+		t.Fatal("merge of nothing")
+	}
+}
+
+func TestFormatFigure(t *testing.T) {
+	for _, c := range []struct {
+		v    float64
+		unit string
+		want string
+	}{
+		{1234567.4, "msg/s", "1,234,567"},
+		{999, "µs", "999"},
+		{-1234, "µs", "-1,234"},
+		{0, "msg/s", "0"},
+		{3.14159, "KiB RSS / conn", "3.14"},
+	} {
+		if got := formatFigure(c.v, c.unit); got != c.want {
+			t.Errorf("formatFigure(%v, %q) = %q, want %q", c.v, c.unit, got, c.want)
+		}
+	}
+}
+
+func testEnv() env {
+	return env{Date: time.Date(2026, 11, 26, 21, 0, 0, 0, time.UTC), NProc: 2, CPUModel: "Test CPU",
+		Kernel: "6.1.0", GoVersion: "go1.26.8", Mosquitto: "2.0.11", Mochi: "v2.7.9", FlockMQ: "abc123",
+		LoadStart: "load average: 1.00", LoadEnd: "load average: 2.00", BrokerCPUs: "1", ToolCPUs: "0",
+		Rounds: 3, MakeCommand: "make bench-compare", Brokers: []string{"taskset -c 1 bin/flockmq -listen 127.0.0.1:1"},
+		MosqConf: mosquittoConf(0)}
+}
+
+func TestRenderSection(t *testing.T) {
+	res := mustParse(t)
+	r := rows(fullPlan())[1]
+	ts := collect(r, res, names, nil)
+	ts[1].Check = &bench.SeqCounts{Reordered: 5}
+	results := []rowResult{{Row: r, Targets: ts, Notes: []string{"mochi exited during the run"},
+		Commands: []string{"bin/flockmq-bench compare --rounds 3"}}}
+	md := renderSection(testEnv(), results, names)
+	for _, want := range []string{
+		"## Broker comparison\n",
+		"2026-11-26 21:00 UTC",
+		"| scenario | figure | flockmq | mosquitto | mochi | FlockMQ / best peer | QoS 1 lost/dup/reordered |",
+		"| fan-in 8 → 1, QoS 1 | msg/s, ↑ higher is better | 90,000 | 130,000 | 60,000 | 0.69 (vs mosquitto) | flockmq 0/1/?, mosquitto 2/0/5, mochi 0/0/? |",
+		"  - mochi: [60,000, 0, 70,000] msg/s; load tool 0.40 cores; errors: bench: connect failed: 8 of 9 ready",
+		"  - note: mochi exited during the run",
+		"load average: 1.00",
+		"bin/flockmq-bench compare --rounds 3\n",
+		"max_inflight_messages 0",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("section lacks %q:\n%s", want, md)
+		}
+	}
+	if strings.Count(md, "\n## ") != 0 {
+		t.Errorf("the section must hold no other level-2 heading (replaceSection ends it there)")
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	sec := "## Broker comparison\n\nnew\n"
+	codec := "# Benchmarks\n\n## Codec\n\ncodec numbers\n"
+	for _, c := range []struct{ name, doc, want string }{
+		{"empty", "", sec},
+		{"append", codec, codec + "\n" + sec},
+		{"append no newline", "# B\n\ntext", "# B\n\ntext\n\n" + sec},
+		{"append after blank", "# B\n\n", "# B\n\n" + sec},
+		{"replace last", codec + "\n## Broker comparison\n\nold\n\n### sub\nold\n", codec + "\n" + sec},
+		{"replace middle", "# B\n\n## Broker comparison\nold\n```\n## not a heading\n```\n## Codec\nkeep\n",
+			"# B\n\n" + sec + "\n## Codec\nkeep\n"},
+		{"heading in a fence is not the section", "```\n## Broker comparison\n```\n",
+			"```\n## Broker comparison\n```\n\n" + sec},
+	} {
+		if got := replaceSection(c.doc, sec); got != c.want {
+			t.Errorf("%s:\ngot  %q\nwant %q", c.name, got, c.want)
+		}
+		once := replaceSection(c.doc, sec)
+		if twice := replaceSection(once, sec); twice != once {
+			t.Errorf("%s: not idempotent:\n%q\n%q", c.name, once, twice)
+		}
+	}
+}
+
+func TestDedupe(t *testing.T) {
+	got := strings.Join(dedupe([]string{"a", "b", "a", "a"}), ";")
+	if got != "a (x3);b" {
+		t.Errorf("dedupe = %q", got)
+	}
+}
+
+func TestCPULists(t *testing.T) {
+	for n, want := range map[int][2]string{1: {"", ""}, 2: {"1", "0"}, 4: {"2-3", "0-1"}, 3: {"1-2", "0"}} {
+		b, tl := defaultCPULists(n)
+		if b != want[0] || tl != want[1] {
+			t.Errorf("defaultCPULists(%d) = %q, %q", n, b, tl)
+		}
+	}
+	for list, want := range map[string]int{"1": 1, "2-3": 2, "0,2-3": 3, "1,1": 1} {
+		if got, err := cpuCount(list); err != nil || got != want {
+			t.Errorf("cpuCount(%q) = %d, %v", list, got, err)
+		}
+	}
+	for _, bad := range []string{"", "a", "3-1", "-1"} {
+		if _, err := cpuCount(bad); err == nil {
+			t.Errorf("cpuCount(%q) succeeded", bad)
+		}
+	}
+}
+
+func TestMachineParsers(t *testing.T) {
+	if got := cpuModel([]byte("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: x\n")); got != "AMD EPYC 7B13" {
+		t.Errorf("cpuModel = %q", got)
+	}
+	if got := mosquittoVersion("mosquitto version 2.0.11\n\nmosquitto is an MQTT v5.0 broker."); got != "2.0.11" {
+		t.Errorf("mosquittoVersion = %q", got)
+	}
+	if got := parseVmRSS([]byte("Name:\tx\nVmRSS:\t   1234 kB\n")); got != 1234 {
+		t.Errorf("parseVmRSS = %d", got)
+	}
+}
+
+func TestShellLine(t *testing.T) {
+	got := shellLine([]string{"GOMAXPROCS=1"}, []string{"bin/x", "-make", "a b", "it's"})
+	if want := `GOMAXPROCS=1 bin/x -make 'a b' 'it'\''s'`; got != want {
+		t.Errorf("shellLine = %s, want %s", got, want)
+	}
+}
+
+func TestMosquittoConf(t *testing.T) {
+	c := mosquittoConf(18830)
+	for _, want := range []string{"listener 18830 127.0.0.1\n", "allow_anonymous true\n", "set_tcp_nodelay true\n",
+		"max_queued_messages 0\n", "max_inflight_messages 0\n"} {
+		if !strings.Contains(c, want) {
+			t.Errorf("config lacks %q", want)
+		}
+	}
+}
+
+func TestRSSSamplerWindows(t *testing.T) {
+	s := newRSSSampler(func(name string) (int, bool) { // no such process: RSS 0
+		return -1, name == "a" || name == "b"
+	})
+	if err := s.Round("a"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Round("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Round("c"); err == nil {
+		t.Fatal("unknown target accepted")
+	}
+	s.End()
+	if len(s.Peaks("a")) != 1 || len(s.Peaks("b")) != 1 || len(s.Peaks("c")) != 0 {
+		t.Fatalf("windows a=%v b=%v", s.Peaks("a"), s.Peaks("b"))
+	}
+}
+
+func TestExcerpt(t *testing.T) {
+	out := "level=WARN msg=x\npanic: runtime error: nil pointer\n\ngoroutine 15 [running]:\nmain.f()\n\tf.go:1\nmain.g()\n"
+	if got := excerpt(out, 3); got != "panic: runtime error: nil pointer\n\ngoroutine 15 [running]:\nmain.f()" {
+		t.Errorf("excerpt = %q", got)
+	}
+	if got := excerpt("a\nb\nc\nd", 2); got != "c\nd" {
+		t.Errorf("excerpt without a panic = %q", got)
+	}
+}
+
+func TestCleanOut(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"a.log", "b.json", "m.conf", "section.md", "keep.txt"} {
+		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cleanOut(dir); err != nil {
+		t.Fatal(err)
+	}
+	left, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(left) != 1 || filepath.Base(left[0]) != "keep.txt" {
+		t.Fatalf("left %v", left)
+	}
+	if err := cleanOut(filepath.Join(dir, "new", "dir")); err != nil {
+		t.Fatal(err)
+	}
+}
