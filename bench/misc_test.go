@@ -190,10 +190,10 @@ func TestParseFlags(t *testing.T) {
 
 func TestParseVmRSS(t *testing.T) {
 	st := []byte("Name:\tmosquitto\nVmPeak:\t  9000 kB\nVmRSS:\t   7321 kB\nThreads:\t1\n")
-	if got := parseVmRSS(st); got != 7321 {
+	if got := ParseVmRSS(st); got != 7321 {
 		t.Fatalf("got %d", got)
 	}
-	if parseVmRSS([]byte("Name: x\n")) != 0 || brokerRSS(0) != 0 {
+	if ParseVmRSS([]byte("Name: x\n")) != 0 || ProcessRSS(0) != 0 {
 		t.Fatal("missing VmRSS must read as 0")
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"strconv"
 )
 
-// brokerRSS reads VmRSS, in KiB, from /proc/PID/status; 0 when pid is 0 or
-// the file cannot be read.
-func brokerRSS(pid int) int64 {
+// ProcessRSS reads VmRSS, in KiB, from /proc/PID/status; 0 when pid is 0 or
+// the file cannot be read. Safe for concurrent use.
+func ProcessRSS(pid int) int64 {
 	if pid <= 0 {
 		return 0
 	}
@@ -17,11 +17,11 @@ func brokerRSS(pid int) int64 {
 	if err != nil {
 		return 0
 	}
-	return parseVmRSS(b)
+	return ParseVmRSS(b)
 }
 
-// parseVmRSS extracts the "VmRSS:  1234 kB" line of a status file.
-func parseVmRSS(status []byte) int64 {
+// ParseVmRSS extracts the KiB of the "VmRSS:  1234 kB" line of a status file.
+func ParseVmRSS(status []byte) int64 {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
 		line := sc.Bytes()

@@ -168,7 +168,7 @@ func (s *scenario) account(subs, pubs []*client, expects func(sub, pub int) bool
 // connect rate and the broker's memory.
 func (s *scenario) conn(ctx context.Context) error {
 	cfg := s.cfg
-	s.sum.Conn.RSSBeforeKB = brokerRSS(cfg.PID)
+	s.sum.Conn.RSSBeforeKB = ProcessRSS(cfg.PID)
 	r, err := s.newRunner(cfg)
 	if err != nil {
 		return err
@@ -181,7 +181,7 @@ func (s *scenario) conn(ctx context.Context) error {
 	ct := time.Now()
 	_, err = r.open(ctx, specs)
 	s.sum.Conn.Seconds = time.Since(ct).Seconds()
-	s.sum.Conn.RSSAfterKB = brokerRSS(cfg.PID)
+	s.sum.Conn.RSSAfterKB = ProcessRSS(cfg.PID)
 	if err != nil {
 		return err
 	}

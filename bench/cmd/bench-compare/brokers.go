@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/flockmq/flockmq/bench"
 )
 
 // brokerSpec says how to start one broker under test.
@@ -135,7 +136,7 @@ func startBroker(ctx context.Context, spec brokerSpec, cpuList, dir, logBase str
 		return nil, err
 	}
 	b.proc = p
-	b.IdleKB = rssKB(b.PID())
+	b.IdleKB = bench.ProcessRSS(b.PID())
 	go b.supervise(ctx, logBase)
 	return b, nil
 }
@@ -342,31 +343,6 @@ func (t *tailBuffer) String() string {
 }
 
 // rssKB reads VmRSS in KiB from /proc/PID/status; 0 if it cannot.
-func rssKB(pid int) int64 {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return 0
-	}
-	return parseVmRSS(b)
-}
-
-// parseVmRSS extracts the "VmRSS:   1234 kB" line of a status file.
-func parseVmRSS(status []byte) int64 {
-	for line := range bytes.Lines(status) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
-		if !ok {
-			continue
-		}
-		f := bytes.Fields(rest)
-		if len(f) == 0 {
-			return 0
-		}
-		n, _ := strconv.ParseInt(string(f[0]), 10, 64)
-		return n
-	}
-	return 0
-}
-
 // errNoBroker: a compare round names a target that was not started.
 var errNoBroker = errors.New("bench-compare: round for an unknown target")
 
@@ -395,7 +371,7 @@ func (s *rssSampler) Round(target string) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", errNoBroker, target)
 	}
-	s.cur, s.peak = target, rssKB(pid)
+	s.cur, s.peak = target, bench.ProcessRSS(pid)
 	return nil
 }
 
@@ -421,7 +397,7 @@ func (s *rssSampler) sampleLocked() {
 		return
 	}
 	pid, _ := s.pid(s.cur)
-	if kb := rssKB(pid); kb > s.peak {
+	if kb := bench.ProcessRSS(pid); kb > s.peak {
 		s.peak = kb
 	}
 }

@@ -274,8 +274,8 @@ func TestMachineParsers(t *testing.T) {
 	if got := mosquittoVersion("mosquitto version 2.0.11\n\nmosquitto is an MQTT v5.0 broker."); got != "2.0.11" {
 		t.Errorf("mosquittoVersion = %q", got)
 	}
-	if got := parseVmRSS([]byte("Name:\tx\nVmRSS:\t   1234 kB\n")); got != 1234 {
-		t.Errorf("parseVmRSS = %d", got)
+	if got := bench.ParseVmRSS([]byte("Name:\tx\nVmRSS:\t   1234 kB\n")); got != 1234 {
+		t.Errorf("ParseVmRSS = %d", got)
 	}
 }
 
