@@ -5,14 +5,10 @@ package broker_test
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flockmq/flockmq/cmd/node/nodetest"
 	"github.com/flockmq/flockmq/codec"
 )
 
@@ -32,158 +29,16 @@ func TestChildBroker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the flockmq binary; skipped with -short")
 	}
-	bin := buildFlockmq(t)
+	bin := nodetest.Build(t)
 	t.Run("10k connections", func(t *testing.T) { testTenThousand(t, bin) })
 	t.Run("SIGTERM", func(t *testing.T) { testSIGTERM(t, bin) })
 }
 
-// buildFlockmq builds ./cmd/node of this module into a temporary directory.
-func buildFlockmq(t *testing.T) string {
+// startChild starts bin on a free loopback port, with a data dir and raft
+// port of its own, and waits until it serves MQTT.
+func startChild(t *testing.T, bin string, args ...string) *nodetest.Process {
 	t.Helper()
-	start := time.Now()
-	root := moduleRoot(t)
-	bin := filepath.Join(t.TempDir(), "flockmq")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/node")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/node: %v\n%s", err, out)
-	}
-	t.Logf("built %s in %v", bin, time.Since(start).Round(time.Millisecond))
-	return bin
-}
-
-// moduleRoot is the directory of go.mod, from `go env GOMOD` or else from
-// this file's path.
-func moduleRoot(t *testing.T) string {
-	t.Helper()
-	if out, err := exec.Command("go", "env", "GOMOD").Output(); err == nil {
-		if gomod := strings.TrimSpace(string(out)); gomod != "" && gomod != os.DevNull {
-			return filepath.Dir(gomod)
-		}
-	}
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the module root")
-	}
-	return filepath.Dir(filepath.Dir(file))
-}
-
-// childBroker is a running flockmq process.
-type childBroker struct {
-	cmd  *exec.Cmd
-	addr string
-	log  *lockedBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // the result of Wait, once done is closed
-}
-
-// lockedBuffer is a bytes.Buffer safe for the writer goroutine of os/exec
-// and the test reading it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// startChild starts bin on a free loopback port. The port is found by
-// binding port 0 and closing it, so another process may take it first; the
-// child then exits and is started again, up to three times.
-func startChild(t *testing.T, bin string, args ...string) *childBroker {
-	t.Helper()
-	for attempt := 1; attempt <= 3; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		ch := &childBroker{addr: addr, log: &lockedBuffer{}, done: make(chan struct{})}
-		ch.cmd = exec.Command(bin, append([]string{"-listen", addr, "-sys-interval", "0",
-			"-data-dir", t.TempDir(), "-raft-bind", "127.0.0.1:0"}, args...)...)
-		ch.cmd.Stdout = ch.log
-		ch.cmd.Stderr = ch.log
-		if err := ch.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		go func() { ch.err = ch.cmd.Wait(); close(ch.done) }()
-		t.Cleanup(func() {
-			_ = ch.cmd.Process.Kill()
-			<-ch.done
-			if t.Failed() {
-				t.Logf("child broker log:\n%s", ch.log.String())
-			}
-		})
-		if ch.waitReady(10 * time.Second) {
-			return ch
-		}
-		t.Logf("attempt %d: child on %s did not start: %v\n%s", attempt, addr, ch.err, ch.log.String())
-	}
-	t.Fatal("child broker did not start in three attempts")
-	return nil
-}
-
-// waitReady polls until the child has logged that it serves and answers a
-// CONNECT (the log line rules out another process on the port), or until it
-// exits or the timeout passes.
-func (ch *childBroker) waitReady(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-ch.done:
-			return false
-		default:
-		}
-		if strings.Contains(ch.log.String(), "flockmq serving MQTT") && probeMQTT(ch.addr) {
-			return true
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return false
-}
-
-// probeMQTT reports whether addr answers a 3.1.1 CONNECT with success.
-func probeMQTT(addr string) bool {
-	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
-	if _, err := c.Write(codec.AppendConnect(nil, &codec.ConnectPacket{Version: codec.V311, CleanStart: true, ClientID: []byte("probe")})); err != nil {
-		return false
-	}
-	var ack [4]byte
-	_, err = io.ReadFull(c, ack[:])
-	return err == nil && ack == [4]byte{0x20, 2, 0, 0}
-}
-
-// waitExit waits for the child to exit and returns its status.
-func (ch *childBroker) waitExit(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-ch.done:
-	case <-time.After(timeout):
-		t.Fatalf("child did not exit within %v", timeout)
-	}
-	var ee *exec.ExitError
-	if errors.As(ch.err, &ee) {
-		return ee.ExitCode()
-	}
-	if ch.err != nil {
-		t.Fatalf("child: %v", ch.err)
-	}
-	return 0
+	return nodetest.Start(t, bin, append([]string{"-sys-interval", "0", "-data-dir", t.TempDir(), "-raft-bind", "127.0.0.1:0"}, args...)...)
 }
 
 // procStatus returns a field of /proc/PID/status, e.g. "VmRSS".
@@ -213,7 +68,7 @@ func testTenThousand(t *testing.T, bin string) {
 		t.Skipf("!!! SKIPPING 10k CONNECTION TEST: open-file limit %d is below %d !!!", lim.Cur, n+500)
 	}
 	ch := startChild(t, bin)
-	pid := ch.cmd.Process.Pid
+	pid := ch.Cmd.Process.Pid
 	start := time.Now()
 
 	// Connect and subscribe: CONNECT and SUBSCRIBE in one write, then
@@ -254,7 +109,7 @@ func testTenThousand(t *testing.T, bin string) {
 			var buf []byte
 			acks := make([]byte, len(wantAcks))
 			for i := w; i < n; i += workers {
-				c, err := net.DialTimeout("tcp", ch.addr, 10*time.Second)
+				c, err := net.DialTimeout("tcp", ch.Addr, 10*time.Second)
 				if err != nil {
 					fail(fmt.Errorf("dial %d: %w", i, err))
 					continue
@@ -282,7 +137,7 @@ func testTenThousand(t *testing.T, bin string) {
 	rss := procStatus(pid, "VmRSS")
 
 	// One QoS 1 publish from another client.
-	pub := dialRaw(t, ch.addr, codec.V311)
+	pub := dialRaw(t, ch.Addr, codec.V311)
 	pub.connect("scale-publisher")
 	pub.send(codec.AppendPublish(nil, &codec.PublishPacket{Topic: []byte("scale/all"), QoS: 1, PacketID: 7, Payload: []byte("to everyone")}, codec.V311))
 	if pk := pub.read(10 * time.Second); pk == nil || pk.Type != codec.Puback || pk.Ack.PacketID != 7 {
@@ -322,10 +177,10 @@ func testTenThousand(t *testing.T, bin string) {
 
 	// SIGTERM with every client still connected: a clean exit in time.
 	stop := time.Now()
-	if err := ch.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := ch.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := ch.waitExit(t, 10*time.Second); code != 0 {
+	if code := ch.ExitStatus(t, 10*time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
 	t.Logf("shut down with %d clients in %v", n, time.Since(stop).Round(time.Millisecond))
@@ -351,11 +206,11 @@ func readPacket(c net.Conn, pk *codec.Packet, tmp []byte) error {
 // 0x8B (server shutting down) and the process exits with status 0.
 func testSIGTERM(t *testing.T, bin string) {
 	ch := startChild(t, bin)
-	v5 := dialRaw(t, ch.addr, codec.V5)
+	v5 := dialRaw(t, ch.Addr, codec.V5)
 	v5.connect("sigterm-v5")
-	v3 := dialRaw(t, ch.addr, codec.V311)
+	v3 := dialRaw(t, ch.Addr, codec.V311)
 	v3.connect("sigterm-v3")
-	if err := ch.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := ch.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	closed, last := v5.closed(10 * time.Second)
@@ -365,10 +220,10 @@ func testSIGTERM(t *testing.T, bin string) {
 	if closed, last := v3.closed(10 * time.Second); !closed || last != nil {
 		t.Fatalf("3.1.1 client: closed %v, last packet %+v; want a close only", closed, last)
 	}
-	if code := ch.waitExit(t, 10*time.Second); code != 0 {
-		t.Fatalf("exit status %d after SIGTERM, want 0\n%s", code, ch.log.String())
+	if code := ch.ExitStatus(t, 10*time.Second); code != 0 {
+		t.Fatalf("exit status %d after SIGTERM, want 0\n%s", code, ch.Log.String())
 	}
-	if log := ch.log.String(); !strings.Contains(log, "signal=terminated") || !strings.Contains(log, "stopped") {
+	if log := ch.Log.String(); !strings.Contains(log, "signal=terminated") || !strings.Contains(log, "stopped") {
 		t.Errorf("log lacks the shutdown lines:\n%s", log)
 	}
 }

@@ -4,19 +4,17 @@ package main
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flockmq/flockmq/cluster"
+	"github.com/flockmq/flockmq/cmd/node/nodetest"
 	"github.com/flockmq/flockmq/codec"
 	"github.com/flockmq/flockmq/fsm"
 )
@@ -25,145 +23,14 @@ import (
 // stopped (SIGTERM) and started again on the same data dir, with real MQTT
 // connections on both sides of each restart.
 
-// buildNode builds this command into a temporary directory.
-func buildNode(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "flockmq")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/node: %v\n%s", err, out)
-	}
-	return bin
-}
+// node is a running flockmq (see nodetest).
+type node = nodetest.Process
 
-// node is a running flockmq process.
-type node struct {
-	cmd     *exec.Cmd
-	addr    string
-	log     *lockedBuffer
-	done    chan struct{} // closed when the process has exited
-	err     error         // the result of Wait, once done is closed
-	started time.Time
-}
-
-// lockedBuffer is a bytes.Buffer safe for os/exec's copying goroutine and
-// the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-// exec starts bin with args and returns without waiting for anything.
-func execNode(t *testing.T, bin string, args ...string) *node {
-	t.Helper()
-	n := &node{log: &lockedBuffer{}, done: make(chan struct{}), started: time.Now()}
-	n.cmd = exec.Command(bin, args...)
-	n.cmd.Stdout = n.log
-	n.cmd.Stderr = n.log
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { n.err = n.cmd.Wait(); close(n.done) }()
-	t.Cleanup(func() {
-		_ = n.cmd.Process.Kill()
-		<-n.done
-		if t.Failed() {
-			t.Logf("flockmq (pid %d) log:\n%s", n.cmd.Process.Pid, n.log.String())
-		}
-	})
-	return n
-}
-
-// startNode starts bin with the raft store on dataDir and a free loopback
-// port, and waits until it serves MQTT. The port is found by binding port 0
-// and closing it, so another process may take it first: then the node
-// exits and is started again, up to three times.
+// startNode starts bin with the raft store on dataDir and waits until it
+// serves MQTT.
 func startNode(t *testing.T, bin, dataDir string) *node {
 	t.Helper()
-	for attempt := 1; attempt <= 3; attempt++ {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		n := execNode(t, bin, "-store", "raft", "-data-dir", dataDir, "-raft-bind", "127.0.0.1:0",
-			"-listen", addr, "-sys-interval", "0")
-		n.addr = addr
-		if n.waitServing(20 * time.Second) {
-			return n
-		}
-		// SIGQUIT makes the Go runtime print every goroutine: the log then
-		// shows where a start hangs.
-		_ = n.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-n.done:
-		case <-time.After(5 * time.Second):
-			_ = n.cmd.Process.Kill()
-			<-n.done
-		}
-		t.Logf("attempt %d: flockmq on %s did not start: %v\n%s", attempt, addr, n.err, n.log.String())
-	}
-	t.Fatal("flockmq did not start in three attempts")
-	return nil
-}
-
-// waitServing polls until the node has logged that it serves MQTT on its
-// address, or until it exits or the timeout passes.
-func (n *node) waitServing(timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		select {
-		case <-n.done:
-			return false
-		default:
-		}
-		if log := n.log.String(); strings.Contains(log, `"flockmq serving MQTT"`) && strings.Contains(log, "listen="+n.addr) {
-			return true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return false
-}
-
-// exitStatus waits for the process to end and returns its exit status (-1
-// for death by a signal).
-func (n *node) exitStatus(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-n.done:
-	case <-time.After(timeout):
-		t.Fatalf("flockmq did not exit within %v\n%s", timeout, n.log.String())
-	}
-	var ee *exec.ExitError
-	if errors.As(n.err, &ee) {
-		return ee.ExitCode()
-	}
-	if n.err != nil {
-		t.Fatalf("flockmq: %v", n.err)
-	}
-	return 0
-}
-
-// kill9 ends the process with SIGKILL: no shutdown code runs.
-func (n *node) kill9(t *testing.T) {
-	t.Helper()
-	if err := n.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-n.done
+	return nodetest.Start(t, bin, "-store", "raft", "-data-dir", dataDir, "-raft-bind", "127.0.0.1:0", "-sys-interval", "0")
 }
 
 // mqttc is a minimal MQTT client on the codec: it works in whole packets,
@@ -451,12 +318,12 @@ func TestRestartKeepsState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the flockmq binary; skipped with -short")
 	}
-	bin := buildNode(t)
+	bin := nodetest.Build(t)
 	dir := t.TempDir()
 
 	// Run 1: create state, every write acknowledged.
 	a := startNode(t, bin, dir)
-	p5 := dialMQTT(t, a.addr, "p5", codec.V5)
+	p5 := dialMQTT(t, a.Addr, "p5", codec.V5)
 	if ack := p5.connect(persistent5("p5")); ack.SessionPresent {
 		t.Fatal("p5: session present on first connect")
 	}
@@ -465,29 +332,29 @@ func TestRestartKeepsState(t *testing.T) {
 	p5.subscribe(3, 0, codec.Subscription{Filter: []byte("s/v5/zero"), QoS: 0})
 
 	// A persistent session that is disconnected (cleanly) when the node dies.
-	off := dialMQTT(t, a.addr, "off5", codec.V5)
+	off := dialMQTT(t, a.Addr, "off5", codec.V5)
 	off.connect(persistent5("off5"))
 	off.subscribe(1, 7, codec.Subscription{Filter: []byte("s/off/#"), QoS: 1})
 	off.send(codec.AppendDisconnect(nil, &codec.DisconnectPacket{}, codec.V5))
 	off.quiet(5 * time.Second) // returns nil once the broker closes
 
-	p3 := dialMQTT(t, a.addr, "p3", codec.V311)
+	p3 := dialMQTT(t, a.Addr, "p3", codec.V311)
 	p3.connect(persistent3("p3"))
 	p3.subscribe(1, 0, codec.Subscription{Filter: []byte("s/v3/+"), QoS: 1}, codec.Subscription{Filter: []byte("s/v3/two/#"), QoS: 2})
 
-	c5 := dialMQTT(t, a.addr, "c5", codec.V5)
+	c5 := dialMQTT(t, a.Addr, "c5", codec.V5)
 	c5.connect(clean("c5"))
 	c5.subscribe(1, 0, codec.Subscription{Filter: []byte("s/clean"), QoS: 1})
-	c3 := dialMQTT(t, a.addr, "c3", codec.V311)
+	c3 := dialMQTT(t, a.Addr, "c3", codec.V311)
 	c3.connect(clean("c3"))
 	c3.subscribe(1, 0, codec.Subscription{Filter: []byte("s/clean"), QoS: 1})
 
-	w5 := dialMQTT(t, a.addr, "w5", codec.V5)
+	w5 := dialMQTT(t, a.Addr, "w5", codec.V5)
 	w5.connect(withWill(persistent5("w5"), "will/v5", "w5 is gone", 1, false, 2))
-	w3 := dialMQTT(t, a.addr, "w3", codec.V311)
+	w3 := dialMQTT(t, a.Addr, "w3", codec.V311)
 	w3.connect(withWill(persistent3("w3"), "will/v3", "w3 is gone", 1, true, 0))
 
-	pubA := dialMQTT(t, a.addr, "pubA", codec.V5)
+	pubA := dialMQTT(t, a.Addr, "pubA", codec.V5)
 	pubA.connect(clean("pubA"))
 	pubA.publish(pub("r/a", "retained a", 1, 1, true))
 	pubA.publish(pub("r/b/c", "retained b/c", 2, 2, true))
@@ -496,14 +363,14 @@ func TestRestartKeepsState(t *testing.T) {
 	pubA.publish(pub("r/gone", "", 1, 5, true)) // [MQTT-3.3.1-6]
 
 	killed := time.Now()
-	a.kill9(t)
+	a.Kill9(t)
 
 	// Run 2: started on the same data dir after SIGKILL.
 	b := startNode(t, bin, dir)
-	watch := dialMQTT(t, b.addr, "watch", codec.V5)
+	watch := dialMQTT(t, b.Addr, "watch", codec.V5)
 	watch.connect(clean("watch"))
 	watch.subscribe(1, 0, codec.Subscription{Filter: []byte("will/#"), QoS: 1})
-	subscribed := time.Since(b.started)
+	subscribed := time.Since(b.Started)
 	// The 3.1.1 will is retained, so it reaches the watcher whether its
 	// SUBSCRIBE came before the leader's first sweep or after.
 	got3, got5 := false, false
@@ -524,7 +391,7 @@ func TestRestartKeepsState(t *testing.T) {
 				t.Fatalf("will/v5 with delay 2 s published %v after the connection died [MQTT-3.1.3-9]", since)
 			}
 			t.Logf("after SIGKILL: watcher subscribed %v after start; will/v5 (delay 2 s) arrived %v after the kill, %v after start",
-				subscribed.Round(time.Millisecond), since.Round(time.Millisecond), time.Since(b.started).Round(time.Millisecond))
+				subscribed.Round(time.Millisecond), since.Round(time.Millisecond), time.Since(b.Started).Round(time.Millisecond))
 			got5 = true
 		default:
 			t.Fatalf("watcher: unexpected will on %q", w.Topic)
@@ -536,7 +403,7 @@ func TestRestartKeepsState(t *testing.T) {
 	// The clean sessions ended with their connections [MQTT-3.1.2-6].
 	for _, v := range []codec.Version{codec.V5, codec.V311} {
 		id := map[codec.Version]string{codec.V5: "c5", codec.V311: "c3"}[v]
-		c := dialMQTT(t, b.addr, id+"-again", v)
+		c := dialMQTT(t, b.Addr, id+"-again", v)
 		if ack := c.connect(codec.ConnectPacket{ClientID: []byte(id)}); ack.SessionPresent {
 			t.Fatalf("%s: clean session present after restart", id)
 		}
@@ -547,28 +414,28 @@ func TestRestartKeepsState(t *testing.T) {
 	// The will clients come back: their sessions survived the publication
 	// of their wills. w5 leaves a will with a 4 s delay for the SIGTERM below:
 	// long enough for the watcher of run 3 to subscribe first.
-	w5 = dialMQTT(t, b.addr, "w5", codec.V5)
+	w5 = dialMQTT(t, b.Addr, "w5", codec.V5)
 	if ack := w5.connect(withWill(persistent5("w5"), "will/v5b", "w5 again", 1, false, 4)); !ack.SessionPresent {
 		t.Fatal("w5: no session present after its will was published")
 	}
 	// w3's new will has no delay: the SIGTERM below publishes it at once
 	// (the server closes the connection), so run 3 must not publish it again.
-	w3 = dialMQTT(t, b.addr, "w3", codec.V311)
+	w3 = dialMQTT(t, b.Addr, "w3", codec.V311)
 	if ack := w3.connect(withWill(persistent3("w3"), "will/v3b", "w3 again", 1, false, 0)); !ack.SessionPresent {
 		t.Fatal("w3: no session present after its will was published")
 	}
 	watch.quiet(300 * time.Millisecond) // each will was published once
 
 	// Run 3: SIGTERM, then started again.
-	if err := b.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := b.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	if code := b.exitStatus(t, 20*time.Second); code != 0 {
+	if code := b.ExitStatus(t, 20*time.Second); code != 0 {
 		t.Fatalf("exit status %d after SIGTERM, want 0", code)
 	}
 	c := startNode(t, bin, dir)
-	watch = dialMQTT(t, c.addr, "watch", codec.V5)
+	watch = dialMQTT(t, c.Addr, "watch", codec.V5)
 	watch.connect(clean("watch"))
 	// Retain handling 2: only wills published from now on (will/v3 is
 	// retained from run 2 and must not be published again).
@@ -590,19 +457,19 @@ func TestRestartKeepsState(t *testing.T) {
 // reach them with the stored QoS, options and subscription identifiers.
 func checkSessions(t *testing.T, n *node, when string) {
 	t.Helper()
-	p5 := dialMQTT(t, n.addr, "p5 "+when, codec.V5)
+	p5 := dialMQTT(t, n.Addr, "p5 "+when, codec.V5)
 	if ack := p5.connect(persistent5("p5")); !ack.SessionPresent {
 		t.Fatalf("p5 %s: session present 0 [MQTT-3.2.2-2]", when)
 	}
-	off := dialMQTT(t, n.addr, "off5 "+when, codec.V5)
+	off := dialMQTT(t, n.Addr, "off5 "+when, codec.V5)
 	if ack := off.connect(persistent5("off5")); !ack.SessionPresent {
 		t.Fatalf("off5 %s: session present 0", when)
 	}
-	p3 := dialMQTT(t, n.addr, "p3 "+when, codec.V311)
+	p3 := dialMQTT(t, n.Addr, "p3 "+when, codec.V311)
 	if ack := p3.connect(persistent3("p3")); !ack.SessionPresent {
 		t.Fatalf("p3 %s: session present 0", when)
 	}
-	pb := dialMQTT(t, n.addr, "pub "+when, codec.V5)
+	pb := dialMQTT(t, n.Addr, "pub "+when, codec.V5)
 	pb.connect(clean("pub"))
 
 	// No Local: p5's own publish on its filter does not come back; the next
@@ -644,7 +511,7 @@ func checkSessions(t *testing.T, n *node, when string) {
 // messages: r/a, r/b/c and r/props (with its properties), not r/gone.
 func checkRetained(t *testing.T, n *node, when string) {
 	t.Helper()
-	rs := dialMQTT(t, n.addr, "retained "+when, codec.V5)
+	rs := dialMQTT(t, n.Addr, "retained "+when, codec.V5)
 	rs.connect(clean("retained-reader"))
 	rs.subscribe(1, 0, codec.Subscription{Filter: []byte("r/#"), QoS: 2})
 	want := map[string]string{"r/a": "retained a", "r/b/c": "retained b/c", "r/props": "with properties"}
@@ -734,10 +601,10 @@ func copyDir(t *testing.T, src, dst string) {
 // a one-line reason naming want, without a panic and without serving.
 func refuses(t *testing.T, bin, dataDir, want string) {
 	t.Helper()
-	n := execNode(t, bin, "-store", "raft", "-data-dir", dataDir, "-node-id", "n1", "-raft-bind", "127.0.0.1:0",
+	n := nodetest.Exec(t, bin, "-store", "raft", "-data-dir", dataDir, "-node-id", "n1", "-raft-bind", "127.0.0.1:0",
 		"-listen", "127.0.0.1:0", "-sys-interval", "0")
-	code := n.exitStatus(t, 30*time.Second)
-	log := n.log.String()
+	code := n.ExitStatus(t, 30*time.Second)
+	log := n.Log.String()
 	if code != 1 {
 		t.Fatalf("exit status %d, want 1\n%s", code, log)
 	}
@@ -768,7 +635,7 @@ func TestDamagedDataDir(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the flockmq binary; skipped with -short")
 	}
-	bin := buildNode(t)
+	bin := nodetest.Build(t)
 	t.Run("raft.db first pages garbage", func(t *testing.T) {
 		dir := t.TempDir()
 		seedDataDir(t, dir, false)
@@ -819,7 +686,7 @@ func TestDamagedDataDir(t *testing.T) {
 
 		// The intact copy: snapshot and log both restored.
 		n := startNode(t, bin, intact)
-		c := dialMQTT(t, n.addr, "reader", codec.V5)
+		c := dialMQTT(t, n.Addr, "reader", codec.V5)
 		c.connect(clean("reader"))
 		c.subscribe(1, 0, codec.Subscription{Filter: []byte("r/#"), QoS: 1})
 		seen := map[string]bool{}
