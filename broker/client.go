@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/flockmq/flockmq/codec"
@@ -38,51 +39,103 @@ const (
 // Client is one network connection and its protocol state. It is owned by its
 // loop; its methods run on that loop's goroutine.
 type Client struct {
-	l     *Loop
-	t     Transport
-	s     *Session
-	state clientState
-
-	version    codec.Version
-	clientID   string
-	username   []byte
-	connExpiry uint32 // session expiry requested in CONNECT (v5)
-	keepAlive  time.Duration
-	deadline   int64 // unix nanoseconds
-	filed      int64 // second this client is filed for in the loop's wheel, 0 if none
-	closed     bool
-	dirty      bool
-	out        []byte
+	l         *Loop
+	t         Transport
+	s         *Session
+	clientID  string
+	keepAlive time.Duration
+	deadline  int64 // unix nanoseconds
+	filed     int64 // second this client is filed for in the loop's wheel, 0 if none
+	out       []byte
+	ext       *clientExt // rarely needed state, nil until used
 
 	// Limits the client set (v5) or defaults.
-	window        int // outgoing inflight window: min(client Receive Maximum, MaxInflight)
-	maxPacket     int // the client's Maximum Packet Size, 0 = none
-	aliasMax      uint16
-	aliasOut      map[string]uint16
-	aliasIn       map[uint16][]byte
+	window    int32 // outgoing inflight window: min(client Receive Maximum, MaxInflight)
+	maxPacket int32 // the client's Maximum Packet Size, 0 = none
+
+	pos        int32  // position in the loop's clients, -1 once closed
+	connExpiry uint32 // session expiry requested in CONNECT (v5)
+	aliasMax   uint16
+	state      clientState
+	version    codec.Version
+
+	closed        bool
+	dirty         bool
 	problemInfo   bool // Request Problem Information
 	respInfo      bool // Request Response Information
-	authMethod    []byte
-	authState     any
-	will          *Will // pending will of this connection, moved to the session on connect
-	sendWill      bool  // publish the session's will when this connection closes
-	discardOnExit bool  // session ends with this connection
-	normalExit    bool  // the client sent DISCONNECT
-	pendingAck    *connackInfo
-	paused        bool       // flow control: not read until congested queues drain
-	pausedAt      int64      // unix nanoseconds
-	acks          []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
+	sendWill      bool // publish the session's will when this connection closes
+	discardOnExit bool // session ends with this connection
+	normalExit    bool // the client sent DISCONNECT
+	paused        bool // flow control: not read until congested queues drain
+	stalled       bool // bytes arrived while the CONNECT was in flight
+}
+
+// clientExt is the state that only some connections need: a user name,
+// enhanced authentication, topic aliases, the will until the session takes
+// it, flow control and acknowledgements waiting for a commit. It is
+// allocated on first use (Client.x), so that an idle connection does not
+// carry it.
+type clientExt struct {
+	username   []byte
+	aliasOut   map[string]uint16
+	aliasIn    map[uint16][]byte
+	authMethod []byte
+	authState  any
+	will       *Will // pending will of this connection, moved to the session on connect
+	pendingAck *connackInfo
+	pausedAt   int64      // unix nanoseconds
+	acks       []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
+}
+
+// x returns c's extension, allocating it on first use.
+func (c *Client) x() *clientExt {
+	if c.ext == nil {
+		c.ext = &clientExt{}
+	}
+	return c.ext
+}
+
+// user is the user name of the CONNECT, nil if none.
+func (c *Client) user() []byte {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.username
+}
+
+// authMethod is the v5 Authentication Method of the CONNECT, nil if none.
+func (c *Client) authMethod() []byte {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.authMethod
+}
+
+// pendingWill is the will of the CONNECT until the session takes it.
+func (c *Client) pendingWill() *Will {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.will
 }
 
 // Open registers a new connection. Loop goroutine only.
 func (l *Loop) Open(t Transport) *Client {
-	c := &Client{l: l, t: t, window: 1, problemInfo: true}
-	l.clients[c] = struct{}{}
+	c := new(Client)
+	l.OpenClient(c, t)
+	return c
+}
+
+// OpenClient registers a new connection whose Client the caller allocated,
+// zeroed, typically inside its own per-connection struct so that a
+// connection costs one allocation. Loop goroutine only.
+func (l *Loop) OpenClient(c *Client, t Transport) {
+	*c = Client{l: l, t: t, window: 1, problemInfo: true, pos: int32(len(l.clients))}
+	l.clients = append(l.clients, c)
 	l.b.stats.ConnectionsOpen.Add(1)
 	l.now = time.Now().UnixNano()
 	c.deadline = l.now + int64(l.b.cfg.ConnectTimeout)
 	l.wheel.add(c, c.deadline)
-	return c
 }
 
 // Input decodes and handles every complete packet at the start of data and
@@ -126,16 +179,27 @@ func (l *Loop) Input(c *Client, data []byte) int {
 	if c.closed {
 		return len(data)
 	}
+	if c.state == stateConnecting && done < len(data) {
+		c.stalled = true // bytes wait for the claim: attach resumes reading
+	}
 	return done
 }
 
 // Closed tells the loop the connection is gone (closed by either side).
 // Loop goroutine only.
 func (l *Loop) Closed(c *Client) {
-	if _, ok := l.clients[c]; !ok {
+	if c.pos < 0 || int(c.pos) >= len(l.clients) || l.clients[c.pos] != c {
 		return
 	}
-	delete(l.clients, c)
+	last := int32(len(l.clients) - 1)
+	l.clients[c.pos] = l.clients[last]
+	l.clients[c.pos].pos = c.pos
+	l.clients[last] = nil
+	l.clients = l.clients[:last]
+	if cap(l.clients) > 1024 && len(l.clients) < cap(l.clients)/4 {
+		l.clients = slices.Clip(slices.Clone(l.clients)) // give back what a burst of connections left
+	}
+	c.pos = -1
 	c.closed = true
 	l.b.stats.ConnectionsOpen.Add(-1)
 	l.now = time.Now().UnixNano()

@@ -35,17 +35,19 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 		return
 	}
 	c.clientID = id
-	c.username = append([]byte(nil), cp.Username...)
+	if cp.Username != nil {
+		c.x().username = append([]byte(nil), cp.Username...)
+	}
 
 	// The client's own limits (v5 section 3.1.2.11).
-	c.window = b.cfg.MaxInflight
+	c.window = int32(b.cfg.MaxInflight)
 	if cp.Version == codec.V5 {
 		p := &cp.Props
 		if p.Has(codec.PropReceiveMaximum) {
-			c.window = min(c.window, int(p.ReceiveMaximum))
+			c.window = min(c.window, int32(p.ReceiveMaximum))
 		}
 		if p.Has(codec.PropMaximumPacketSize) {
-			c.maxPacket = int(p.MaximumPacketSize)
+			c.maxPacket = int32(min(p.MaximumPacketSize, 1<<31-1))
 		}
 		c.aliasMax = p.TopicAliasMaximum
 		if p.Has(codec.PropRequestProblemInfo) {
@@ -82,7 +84,7 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 		wp := codec.PublishPacket{Topic: cp.WillTopic, Payload: cp.WillPayload, QoS: cp.WillQoS, Retain: cp.WillRetain, Props: cp.WillProps}
 		m := newMessage(&wp, id, c.l.now)
 		m.Props.Clear(codec.PropWillDelay) // a will property, not a PUBLISH one (section 3.3.2.3)
-		c.will = &Will{Msg: m, Delay: cp.WillProps.WillDelay}
+		c.x().will = &Will{Msg: m, Delay: cp.WillProps.WillDelay}
 	}
 
 	ack := connackInfo{cleanStart: cp.CleanStart, assigned: assigned, expiry: expiry, serverKA: serverKA, keepAlive: ka,
@@ -95,14 +97,16 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 			c.refuse(codec.BadAuthenticationMethod)
 			return
 		}
-		c.authMethod = append([]byte(nil), cp.Props.AuthMethod...)
-		rc, reply, st := b.eauth.Step(id, c.authMethod, cp.Props.AuthData, nil)
-		c.authState = st
+		x := c.x()
+		x.authMethod = append([]byte(nil), cp.Props.AuthMethod...)
+		rc, reply, st := b.eauth.Step(id, x.authMethod, cp.Props.AuthData, nil)
+		x.authState = st
 		switch rc {
 		case codec.Success:
 			ack.authData = reply
 		case codec.ContinueAuthentication:
-			c.pendingAck = &ack
+			pending := ack // only this path keeps it: ack itself stays on the stack
+			x.pendingAck = &pending
 			c.state = stateAuth
 			c.writeAuth(codec.ContinueAuthentication, reply)
 			return
@@ -111,7 +115,7 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 			c.refuse(rc)
 			return
 		}
-	} else {
+	} else if _, allowAll := b.authn.(AllowAll); !allowAll {
 		info := ConnectInfo{ClientID: id, Username: cp.Username, Password: cp.Password, RemoteAddr: c.t.RemoteAddr(), Version: cp.Version}
 		if rc := b.authn.Authenticate(&info); rc != codec.Success {
 			b.stats.AuthFailures.Add(1)
@@ -139,7 +143,7 @@ func (c *Client) claim(cleanStart bool, ack connackInfo) {
 	c.state = stateConnecting
 	ack.cleanStart = cleanStart
 	l := c.l
-	req := ClaimRequest{ClientID: c.clientID, CleanStart: cleanStart, Expiry: ack.expiry, ProtocolVersion: byte(c.version), Will: c.will}
+	req := ClaimRequest{ClientID: c.clientID, CleanStart: cleanStart, Expiry: ack.expiry, ProtocolVersion: byte(c.version), Will: c.pendingWill()}
 	inline := true
 	l.b.store.Claim(req, func(res ClaimResult, err error) {
 		if inline {
@@ -283,8 +287,10 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 	s.stopTimers()
 	s.client = c
 	s.expiry = ack.expiry
-	s.will = c.will // a new connection replaces the will [MQTT-3.1.2-7]
-	c.will = nil
+	s.will = c.pendingWill() // a new connection replaces the will [MQTT-3.1.2-7]
+	if c.ext != nil {
+		c.ext.will = nil
+	}
 	c.s = s
 	c.state = stateConnected
 	l.b.stats.ClientsConnected.Add(1)
@@ -313,7 +319,10 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 	}
 	l.markDirty(c)
 	l.pump(s)
-	c.t.Resume()
+	if c.stalled {
+		c.stalled = false
+		c.t.Resume()
+	}
 }
 
 // detach handles the end of c, the connection of s: the will, then either the
@@ -348,11 +357,12 @@ func (l *Loop) armExpiry(s *Session) {
 // armExpiryAfter ends the offline session s after d unless a client resumes
 // it first.
 func (l *Loop) armExpiryAfter(s *Session, d time.Duration) {
-	gen := s.timerGen
+	t := s.armTimers()
+	gen := t.gen
 	b := l.b
-	s.expTimer = time.AfterFunc(d, func() {
+	t.exp = time.AfterFunc(d, func() {
 		b.onOwner(s, func(ol *Loop) {
-			if s.timerGen != gen || s.client != nil || s.ended {
+			if s.timerGen() != gen || s.client != nil || s.ended {
 				return
 			}
 			ol.now = time.Now().UnixNano()
@@ -380,15 +390,11 @@ func (l *Loop) endSession(s *Session) {
 	if s.will != nil {
 		l.publishWill(s) // the session ends before the will delay [MQTT-3.1.2-8]
 	}
-	if len(s.subs) > 0 {
-		filters := make([]string, 0, len(s.subs))
-		for f := range s.subs {
-			filters = append(filters, f)
-		}
-		l.b.trie.RemoveAll(s.id, filters)
+	if s.subs.len() > 0 {
+		l.b.trie.RemoveAll(s.id, s.subs.filters())
 	}
 	l.redistributeShared(s)
-	s.subs = nil
+	s.subs.reset()
 	s.queue = nil
 	s.inflight = nil
 	l.setQueued(s)
@@ -459,8 +465,8 @@ func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInf
 			pr.ServerKeepAlive = ack.keepAlive // [MQTT-3.1.2-21]
 			pr.Set(codec.PropServerKeepAlive)
 		}
-		if c.authMethod != nil {
-			pr.AuthMethod = c.authMethod
+		if am := c.authMethod(); am != nil {
+			pr.AuthMethod = am
 			pr.Set(codec.PropAuthMethod)
 			if ack.authData != nil {
 				pr.AuthData = ack.authData

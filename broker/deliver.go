@@ -42,9 +42,9 @@ func (l *Loop) deliver(d delivery) {
 		c.writePublish(&d, 0, false)
 		return
 	}
-	if len(s.queue) > 0 || len(s.inflight) >= c.window || c.overHighWater() {
+	if len(s.queue) > 0 || len(s.inflight) >= int(c.window) || c.overHighWater() {
 		l.enqueue(s, d, true)
-		if len(s.queue) > 0 && len(s.inflight) < c.window {
+		if len(s.queue) > 0 && len(s.inflight) < int(c.window) {
 			l.addBacklog(s)
 		}
 		return
@@ -93,7 +93,7 @@ func (l *Loop) pump(s *Session) {
 	n := 0
 	for n < len(s.queue) {
 		d := s.queue[n]
-		if d.qos > 0 && len(s.inflight) >= c.window {
+		if d.qos > 0 && len(s.inflight) >= int(c.window) {
 			break
 		}
 		if c.overHighWater() {
@@ -151,13 +151,13 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 	} else {
 		p.Props = codec.Properties{}
 	}
-	if c.maxPacket > 0 && codec.PublishSize(p, c.version) > c.maxPacket {
+	if c.maxPacket > 0 && codec.PublishSize(p, c.version) > int(c.maxPacket) {
 		// Too large for the client: discarded as if sent [MQTT-3.1.2-25].
 		l.b.stats.DroppedTooLarge.Add(1)
 		if newAlias {
 			// The client never saw this alias being set: forget it, or the
 			// next message on the topic would use it unannounced.
-			delete(c.aliasOut, string(m.Topic))
+			delete(c.ext.aliasOut, string(m.Topic))
 		}
 		if id != 0 {
 			s := c.s
@@ -177,20 +177,21 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 // teaches it a new one while there is room [MQTT-3.1.2-26]; it reports
 // whether it set up a new alias.
 func (c *Client) applyAlias(p *codec.PublishPacket) bool {
-	if a, ok := c.aliasOut[string(p.Topic)]; ok {
+	x := c.x()
+	if a, ok := x.aliasOut[string(p.Topic)]; ok {
 		p.Props.TopicAlias = a
 		p.Props.Set(codec.PropTopicAlias)
 		p.Topic = nil
 		return false
 	}
-	if len(c.aliasOut) >= int(c.aliasMax) {
+	if len(x.aliasOut) >= int(c.aliasMax) {
 		return false
 	}
-	if c.aliasOut == nil {
-		c.aliasOut = make(map[string]uint16)
+	if x.aliasOut == nil {
+		x.aliasOut = make(map[string]uint16)
 	}
-	a := uint16(len(c.aliasOut) + 1)
-	c.aliasOut[string(p.Topic)] = a
+	a := uint16(len(x.aliasOut) + 1)
+	x.aliasOut[string(p.Topic)] = a
 	p.Props.TopicAlias = a
 	p.Props.Set(codec.PropTopicAlias)
 	return true

@@ -70,7 +70,7 @@ func (c *Client) pauseFor(congested []*Session) {
 		return
 	}
 	c.paused = true
-	c.pausedAt = c.l.now
+	c.x().pausedAt = c.l.now
 	c.l.paused = append(c.l.paused, c)
 	c.l.b.stats.PublisherPauses.Add(1)
 }
@@ -91,7 +91,7 @@ func (l *Loop) resumeOverdue() {
 	for _, c := range l.paused {
 		switch {
 		case !c.paused || c.closed:
-		case time.Duration(l.now-c.pausedAt) >= maxPause:
+		case time.Duration(l.now-c.ext.pausedAt) >= maxPause:
 			c.resume()
 		default:
 			keep = append(keep, c)

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/flockmq/flockmq/codec"
@@ -171,25 +172,56 @@ func BenchmarkPublishQoS1(b *testing.B) {
 	}
 }
 
+// idleSessionHeap is the broker heap held per connected session, each with
+// one subscription to filter (the template's %d is the session's number),
+// sockets excluded.
+func idleSessionHeap(tb testing.TB, n int, filter string) float64 {
+	ip := newInproc(tb, 1)
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	keep := make([]*Client, 0, n)
+	for j := 0; j < n; j++ {
+		f := filter
+		if strings.Contains(f, "%d") {
+			f = strings.Replace(f, "%d", strconv.Itoa(j), 1)
+		}
+		c, _ := ip.connect(tb, 0, "client-"+strconv.Itoa(j), f)
+		keep = append(keep, c)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(keep)
+	runtime.KeepAlive(ip)
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n)
+}
+
+// TestIdleSessionHeapBudget holds the memory of an idle connected session
+// with one subscription (the bench tool's sub scenario: one filter shared by
+// every session) to a budget, so that the compact session representation
+// cannot silently regress. Sockets and gnet's connection are excluded.
+func TestIdleSessionHeapBudget(t *testing.T) {
+	const budget = 720 // bytes; measured 2026-12-02: about 620
+	got := idleSessionHeap(t, 5000, "flockmq-bench/pub/#")
+	if got > budget {
+		t.Fatalf("heap per idle session with one subscription: %.0f bytes, budget %d", got, budget)
+	}
+	t.Logf("heap per idle session with one subscription: %.0f bytes (budget %d)", got, budget)
+}
+
 // BenchmarkIdleSessionMemory reports the broker heap held per connected
 // session with one subscription to a topic of its own (sockets excluded):
 // the broker's share of the memory per idle connection. Run it with
 // -benchtime 1x; each iteration connects 10,000 sessions afresh.
 func BenchmarkIdleSessionMemory(b *testing.B) {
-	const n = 10000
-	for i := 0; i < b.N; i++ {
-		ip := newInproc(b, 1)
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		keep := make([]*Client, 0, n)
-		for j := 0; j < n; j++ {
-			c, _ := ip.connect(b, 0, "client-"+strconv.Itoa(j), "devices/"+strconv.Itoa(j)+"/cmd")
-			keep = append(keep, c)
-		}
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/n, "heap-B/session")
-		runtime.KeepAlive(keep)
+	for _, bc := range []struct{ name, filter string }{
+		{"own-topic", "devices/%d/cmd"},    // a trie node per session
+		{"shared-filter", "devices/+/cmd"}, // one filter, every session on it
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				b.ReportMetric(idleSessionHeap(b, 10000, bc.filter), "heap-B/session")
+			}
+		})
 	}
 }

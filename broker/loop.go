@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,17 +32,23 @@ type Loop struct {
 	dirty      []*Client
 	dirtySpare []*Client
 	flushing   bool
-	clients    map[*Client]struct{}
+	clients    []*Client // open connections; Client.pos is the position
 	backlog    []*Session
 	paused     []*Client // paused by flow control, resumed at the latest by Tick
 	wheel      wheel
+	subReasons []codec.ReasonCode // SUBSCRIBE scratch
+	subReqs    []subReq           // SUBSCRIBE scratch
+	rs         retainedSink       // sendRetained's subscription
+	rsSend     func(*Message)     // l.sendRetainedMsg, bound once
+	keyBuf     []byte             // sendRetained's filter
 }
 
 func newLoop(b *Broker, exec func(func()) bool) *Loop {
-	l := &Loop{b: b, exec: exec, clients: make(map[*Client]struct{})}
+	l := &Loop{b: b, exec: exec}
 	l.r = newRouter(b)
 	l.r.local = l
 	l.drainFn = l.drain
+	l.rsSend = l.sendRetainedMsg
 	l.now = time.Now().UnixNano()
 	l.wheel.init(l.now)
 	return l
@@ -169,7 +176,8 @@ func (l *Loop) Tick() {
 
 // closeAll disconnects every client of the loop with reason rc (v5).
 func (l *Loop) closeAll(rc codec.ReasonCode) {
-	for c := range l.clients {
+	// Closing removes a client from l.clients: walk a copy.
+	for _, c := range slices.Clone(l.clients) {
 		if c.state == stateConnected {
 			c.disconnect(rc)
 		} else {

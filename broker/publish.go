@@ -21,13 +21,14 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 				c.protocolError(codec.TopicAliasInvalid) // [MQTT-3.3.2-9]
 				return
 			}
+			x := c.x()
 			if len(p.Topic) > 0 {
-				if c.aliasIn == nil {
-					c.aliasIn = make(map[uint16][]byte)
+				if x.aliasIn == nil {
+					x.aliasIn = make(map[uint16][]byte)
 				}
-				c.aliasIn[a] = append(c.aliasIn[a][:0], p.Topic...)
+				x.aliasIn[a] = append(x.aliasIn[a][:0], p.Topic...)
 			} else {
-				t, ok := c.aliasIn[a]
+				t, ok := x.aliasIn[a]
 				if !ok {
 					c.protocolError(codec.ProtocolError) // alias not yet set
 					return
@@ -58,7 +59,7 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 	}
 	rc := codec.Success
 	switch {
-	case !b.authz.CanPublish(c.clientID, c.username, p.Topic):
+	case !b.authz.CanPublish(c.clientID, c.user(), p.Topic):
 		rc = codec.NotAuthorized
 	case p.Retain && b.cfg.MaxRetainedSize > 0 && len(p.Payload) > b.cfg.MaxRetainedSize:
 		rc = codec.QuotaExceeded
@@ -74,7 +75,7 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 	}
 	var slot *ackSlot
 	var stored func(error)
-	if p.QoS > 0 && (len(c.acks) > 0 || (p.Retain && rc == codec.Success)) {
+	if p.QoS > 0 && ((c.ext != nil && len(c.ext.acks) > 0) || (p.Retain && rc == codec.Success)) {
 		slot = c.queueAck(t, p.PacketID)
 		if p.Retain && rc == codec.Success {
 			slot.waiting = true
@@ -125,26 +126,31 @@ type ackSlot struct {
 // queueAck reserves the next acknowledgement in order.
 func (c *Client) queueAck(t codec.PacketType, id uint16) *ackSlot {
 	s := &ackSlot{t: t, id: id}
-	c.acks = append(c.acks, s)
+	x := c.x()
+	x.acks = append(x.acks, s)
 	return s
 }
 
 // flushAcks writes the acknowledgements at the head of the queue that are
 // no longer waiting.
 func (c *Client) flushAcks() {
+	x := c.ext
+	if x == nil {
+		return
+	}
 	n := 0
-	for n < len(c.acks) && !c.acks[n].waiting {
-		a := c.acks[n]
+	for n < len(x.acks) && !x.acks[n].waiting {
+		a := x.acks[n]
 		if !a.drop {
 			c.writeAck(a.t, a.id, a.rc)
 		}
 		n++
 	}
 	if n > 0 {
-		clear(c.acks[:n])
-		c.acks = c.acks[n:]
-		if len(c.acks) == 0 {
-			c.acks = c.acks[:0:0]
+		clear(x.acks[:n])
+		x.acks = x.acks[n:]
+		if len(x.acks) == 0 {
+			x.acks = x.acks[:0:0]
 		}
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/flockmq/flockmq/codec"
 )
 
 // Session is the MQTT session state of one client id: subscriptions, the
@@ -20,19 +18,18 @@ type Session struct {
 	clientID string
 	loop     atomic.Pointer[Loop] // owner; safe for concurrent use
 
-	client     *Client // nil while offline
-	epoch      uint64
+	client   *Client // nil while offline
+	epoch    uint64
+	subs     subSet
+	inflight []*inflightMsg      // outgoing QoS 1/2 in send order
+	queue    []delivery          // waiting for the window or a connection
+	inQoS2   map[uint16]struct{} // inbound QoS 2 ids awaiting PUBREL
+	will     *Will
+	timers   *sessionTimers // nil until a will delay or expiry is first armed
+
 	expiry     uint32 // session expiry interval, seconds; 0xFFFFFFFF never
-	ended      bool
-	subs       map[string]*subscription // by full filter as subscribed
-	inflight   []*inflightMsg           // outgoing QoS 1/2 in send order
-	queue      []delivery               // waiting for the window or a connection
-	inQoS2     map[uint16]struct{}      // inbound QoS 2 ids awaiting PUBREL
 	nextID     uint16
-	will       *Will
-	willTimer  *time.Timer
-	expTimer   *time.Timer
-	timerGen   uint64
+	ended      bool
 	backlogged bool // in the loop's backlog list
 
 	// queued mirrors len(queue) for other loops' publishers, which pause
@@ -43,13 +40,31 @@ type Session struct {
 	waiters []*Client
 }
 
-// subscription is one subscription of a session, with its options.
-type subscription struct {
-	filter  string // as subscribed, with $share/ prefix
-	opts    codec.Subscription
-	subID   uint32
-	shared  bool
-	trieKey []byte // filter as indexed
+// sessionTimers are the will delay and session expiry timers of an offline
+// session. gen tells a timer that fired after it was stopped (its callback
+// was already on its way) from a live one. Once allocated they stay, so that
+// gen only grows.
+type sessionTimers struct {
+	will *time.Timer
+	exp  *time.Timer
+	gen  uint64
+}
+
+// armTimers returns the timers of s, allocating them on first use. Loop
+// goroutine only.
+func (s *Session) armTimers() *sessionTimers {
+	if s.timers == nil {
+		s.timers = &sessionTimers{}
+	}
+	return s.timers
+}
+
+// timerGen is the current timer generation of s. Loop goroutine only.
+func (s *Session) timerGen() uint64 {
+	if s.timers == nil {
+		return 0
+	}
+	return s.timers.gen
 }
 
 // inflightMsg is an outgoing QoS 1/2 message awaiting acknowledgement.
@@ -72,7 +87,7 @@ type delivery struct {
 }
 
 func newSession(id uint64, clientID string, l *Loop) *Session {
-	s := &Session{id: id, clientID: clientID, subs: make(map[string]*subscription)}
+	s := &Session{id: id, clientID: clientID}
 	s.loop.Store(l)
 	return s
 }
@@ -115,13 +130,17 @@ func (s *Session) removeInflight(i int) {
 
 // stopTimers cancels pending will and expiry timers. Loop goroutine only.
 func (s *Session) stopTimers() {
-	s.timerGen++
-	if s.willTimer != nil {
-		s.willTimer.Stop()
-		s.willTimer = nil
+	t := s.timers
+	if t == nil {
+		return // never armed: no timer callback can be on its way
 	}
-	if s.expTimer != nil {
-		s.expTimer.Stop()
-		s.expTimer = nil
+	t.gen++
+	if t.will != nil {
+		t.will.Stop()
+		t.will = nil
+	}
+	if t.exp != nil {
+		t.exp.Stop()
+		t.exp = nil
 	}
 }

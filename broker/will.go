@@ -18,11 +18,12 @@ func (l *Loop) scheduleWill(s *Session) {
 		l.publishWill(s)
 		return
 	}
-	gen := s.timerGen
+	t := s.armTimers()
+	gen := t.gen
 	b := l.b
-	s.willTimer = time.AfterFunc(time.Duration(delay)*time.Second, func() {
+	t.will = time.AfterFunc(time.Duration(delay)*time.Second, func() {
 		b.onOwner(s, func(ol *Loop) {
-			if s.timerGen != gen || s.client != nil || s.will == nil {
+			if s.timerGen() != gen || s.client != nil || s.will == nil {
 				return
 			}
 			ol.now = time.Now().UnixNano()
@@ -80,16 +81,18 @@ func (c *Client) handleDisconnect(d *codec.DisconnectPacket) {
 // handleAuth continues enhanced authentication or re-authenticates (v5).
 func (c *Client) handleAuth(a *codec.AuthPacket) {
 	b := c.l.b
-	if c.authMethod == nil || b.eauth == nil || string(a.Props.AuthMethod) != string(c.authMethod) {
+	am := c.authMethod()
+	if am == nil || b.eauth == nil || string(a.Props.AuthMethod) != string(am) {
 		c.protocolError(codec.ProtocolError) // section 4.12: AUTH only with the CONNECT's method
 		return
 	}
-	rc, reply, st := b.eauth.Step(c.clientID, c.authMethod, a.Props.AuthData, c.authState)
-	c.authState = st
+	x := c.ext
+	rc, reply, st := b.eauth.Step(c.clientID, am, a.Props.AuthData, x.authState)
+	x.authState = st
 	switch rc {
 	case codec.Success:
-		if ack := c.pendingAck; ack != nil && c.state == stateAuth {
-			c.pendingAck = nil
+		if ack := x.pendingAck; ack != nil && c.state == stateAuth {
+			x.pendingAck = nil
 			ack.authData = reply
 			c.claim(ack.cleanStart, *ack)
 			return
@@ -111,7 +114,7 @@ func (c *Client) handleAuth(a *codec.AuthPacket) {
 func (c *Client) writeAuth(rc codec.ReasonCode, data []byte) {
 	var a codec.AuthPacket
 	a.Reason = rc
-	a.Props.AuthMethod = c.authMethod
+	a.Props.AuthMethod = c.authMethod()
 	a.Props.Set(codec.PropAuthMethod)
 	if data != nil {
 		a.Props.AuthData = data

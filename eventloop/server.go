@@ -162,12 +162,12 @@ type handler struct {
 	s *Server
 }
 
-// conn is the broker.Transport of a gnet connection.
+// conn is a gnet connection: the broker's Client and its Transport in one
+// allocation.
 type conn struct {
+	client broker.Client
 	c      gnet.Conn
 	l      *broker.Loop
-	client *broker.Client
-	remote string
 }
 
 func (t *conn) Write(b []byte) error {
@@ -177,7 +177,15 @@ func (t *conn) Write(b []byte) error {
 func (t *conn) OutboundBuffered() int { return t.c.OutboundBuffered() }
 func (t *conn) Close()                { _ = t.c.Close() }
 func (t *conn) Resume()               { _ = t.c.Wake(nil) }
-func (t *conn) RemoteAddr() string    { return t.remote }
+
+// RemoteAddr is formatted when asked for (at CONNECT, for the authenticator)
+// rather than kept: an idle connection does not carry it.
+func (t *conn) RemoteAddr() string {
+	if a := t.c.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
 
 func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	h.s.mu.Lock()
@@ -189,10 +197,7 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	t := &conn{c: c, l: h.s.loopFor(c.EventLoop())}
-	if a := c.RemoteAddr(); a != nil {
-		t.remote = a.String()
-	}
-	t.client = t.l.Open(t)
+	t.l.OpenClient(&t.client, t)
 	c.SetContext(t)
 	return nil, gnet.None
 }
@@ -207,7 +212,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 		// Discard only what was consumed: gnet's Discard(0) drops every
 		// buffered byte, which would lose a partial packet or the unread
 		// packets of a publisher paused by flow control.
-		if n := t.l.Input(t.client, buf); n > 0 {
+		if n := t.l.Input(&t.client, buf); n > 0 {
 			_, _ = c.Discard(n)
 		}
 	}
@@ -217,7 +222,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 
 func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if t, ok := c.Context().(*conn); ok {
-		t.l.Closed(t.client)
+		t.l.Closed(&t.client)
 		t.l.Flush()
 	}
 	return gnet.None
