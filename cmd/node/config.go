@@ -28,6 +28,7 @@ type nodeConfig struct {
 	RaftPeers     string
 	Bootstrap     bool
 	Expect        int
+	PprofListen   string
 	Broker        broker.Config
 }
 
@@ -122,6 +123,7 @@ func options() []option {
 	add("raft-peers", "voters to bootstrap with, id@host:port,... (the same list on every node)", strOpt(func(c *nodeConfig) *string { return &c.RaftPeers }))
 	add("bootstrap-expect", "number of voters in raft-peers, as a check (0 = however many it lists)", intOpt(func(c *nodeConfig) *int { return &c.Expect }))
 	add("bootstrap", "bootstrap raft on first start (false: wait to be added by the leader)", boolOpt(func(c *nodeConfig) *bool { return &c.Bootstrap }))
+	add("pprof-listen", "address of the Go profiler's HTTP endpoint, /debug/pprof/ (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.PprofListen }))
 	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
 	add("receive-maximum", "unacknowledged QoS 1/2 publishes a client may send", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.ReceiveMaximum }))
@@ -201,6 +203,11 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 	// not a failure to listen (status 1).
 	if _, _, err := net.SplitHostPort(cfg.Listen); err != nil {
 		return cfg, fmt.Errorf("listen address %q: %w", cfg.Listen, err)
+	}
+	if cfg.PprofListen != "" {
+		if _, _, err := net.SplitHostPort(cfg.PprofListen); err != nil {
+			return cfg, fmt.Errorf("pprof listen address %q: %w", cfg.PprofListen, err)
+		}
 	}
 	switch cfg.Store {
 	case "raft":

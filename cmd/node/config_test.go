@@ -76,6 +76,7 @@ var validValues = map[string]string{
 	"connect-timeout":     "3s",
 	"sys-interval":        "1m0s",
 	"mailbox-size":        "4096",
+	"pprof-listen":        "127.0.0.1:6060",
 }
 
 // TestConfigEveryOption sets every option from each source alone and reads

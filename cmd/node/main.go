@@ -60,6 +60,14 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		opts = append(opts, broker.WithStore(node.Store()))
 		log.Info("raft ready", "node", node.ID(), "data", cfg.DataDir)
 	}
+	if cfg.PprofListen != "" {
+		_, stop, err := servePprof(cfg.PprofListen, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "flockmq: %v\n", err)
+			return 1
+		}
+		defer stop()
+	}
 	b, err := broker.New(cfg.Broker, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "flockmq: %v\n", err)
