@@ -10,6 +10,8 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -26,6 +28,32 @@ type Options struct {
 	ReadBufferCap int
 	// Logger receives gnet's own log lines.
 	Logger *slog.Logger
+	// MaxConns is the number of open connections past which a new one is
+	// closed as soon as it is accepted (0 = the open-file limit less
+	// FDReserve). It keeps the process from running out of descriptors: gnet
+	// stops its whole engine, dropping every connection, when accept fails
+	// with EMFILE.
+	MaxConns int
+}
+
+// FDReserve is the number of descriptors the default MaxConns leaves for
+// everything but client connections: listeners, pollers, raft's files and
+// connections, the profiler.
+const FDReserve = 64
+
+// connCap is the default MaxConns: the open-file limit (which Go's os
+// package has already raised to the hard limit) less FDReserve, or half the
+// limit when it is small; 0 (no cap) if the limit cannot be read.
+func connCap() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur >= 1<<62 {
+		return 0
+	}
+	n := int(min(rl.Cur, 1<<30))
+	if n <= 2*FDReserve {
+		return n / 2
+	}
+	return n - FDReserve
 }
 
 // Server serves MQTT over plain TCP on gnet event loops, each driving one
@@ -34,6 +62,10 @@ type Server struct {
 	b    *broker.Broker
 	addr string
 	opts Options
+
+	open    atomic.Int64  // connections between OnOpen and OnClose
+	refused atomic.Uint64 // connections closed at once: MaxConns reached
+	lastLog atomic.Int64  // unix seconds of the last "refused" warning
 
 	mu    sync.Mutex
 	eng   gnet.Engine
@@ -55,6 +87,9 @@ func NewServer(b *broker.Broker, addr string, opts Options) *Server {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.MaxConns <= 0 {
+		opts.MaxConns = connCap()
+	}
 	return &Server{b: b, addr: addr, opts: opts, loops: make(map[gnet.EventLoop]*broker.Loop),
 		ready: make(chan struct{}), done: make(chan error, 1)}
 }
@@ -66,9 +101,12 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("eventloop: listen address %q: %w", s.addr, err)
 	}
-	// SO_REUSEPORT gives every loop its own listener; with port 0 each would
-	// get a different port, so a single listener is used then.
-	reuse := port != "0" && s.opts.Loops > 1
+	// SO_REUSEPORT gives every loop its own listener, which accepts and runs
+	// OnOpen on the loop at once, so that a connection over MaxConns is
+	// closed before the next accept. With port 0 and several loops each
+	// would get a different port: a single listener hands connections out
+	// then (tests only).
+	reuse := port != "0" || s.opts.Loops == 1
 	h := &handler{s: s}
 	go func() {
 		s.done <- gnet.Run(h, "tcp://"+s.addr,
@@ -195,7 +233,24 @@ func (h *handler) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
+// MaxConns reports the connection cap in force (0 = none).
+func (s *Server) MaxConns() int { return s.opts.MaxConns }
+
+// Refused is the number of connections closed on accept because MaxConns
+// were open.
+func (s *Server) Refused() uint64 { return s.refused.Load() }
+
 func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	s := h.s
+	if n := s.open.Add(1); s.opts.MaxConns > 0 && n > int64(s.opts.MaxConns) {
+		s.open.Add(-1)
+		s.refused.Add(1)
+		if now := time.Now().Unix(); s.lastLog.Swap(now) != now {
+			s.opts.Logger.Warn("connection closed on accept: the connection limit is reached",
+				"max", s.opts.MaxConns, "refused", s.refused.Load())
+		}
+		return nil, gnet.Close
+	}
 	t := &conn{c: c, l: h.s.loopFor(c.EventLoop())}
 	t.l.OpenClient(&t.client, t)
 	c.SetContext(t)
@@ -222,6 +277,7 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 
 func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if t, ok := c.Context().(*conn); ok {
+		h.s.open.Add(-1)
 		t.l.Closed(&t.client)
 		t.l.Flush()
 	}
