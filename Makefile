@@ -70,5 +70,19 @@ bench-compare: build peers
 	./$(BIN)/bench-compare -bin $(BIN) $(if $(QUICK),-quick,-doc docs/benchmarks.md) \
 	  -make-command 'make bench-compare$(if $(QUICK), QUICK=1)'
 
+## bench-maxconn: issue 5's row "as many idle connections as one process may open":
+## one broker on CPU 1 (GOMAXPROCS=1, -loops 1) holds MAXCONN connections, each
+## subscribed, from one flockmq-bench on CPU 0, which then publishes to 1,000 of
+## them at random; broker RSS per connection, extrapolated to 1,000,000.
+## MAXCONN=max is the most the broker's open-file limit allows (19,984 with the
+## 20,000 here); MAXCONN_BROKER=mosquitto runs it against /usr/sbin/mosquitto.
+MAXCONN        ?= max
+MAXCONN_BROKER ?= flockmq
+MAXCONN_PORT   ?= 18883
+.PHONY: bench-maxconn
+bench-maxconn: build
+	BIN=$(BIN) CONNS=$(MAXCONN) PROBE=1000 HOLD=10s PORT=$(MAXCONN_PORT) \
+	  bash bench/scripts/maxconn.sh $(MAXCONN_BROKER)
+
 clean:
 	rm -rf $(BIN)

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/flockmq/flockmq/codec"
@@ -43,6 +44,7 @@ type Config struct {
 	ConnTimeout   time.Duration // whole connect phase
 	PID           int           // broker PID, for RSS from /proc
 	NoCleanup     bool          // storm/retained: leave sessions and retained messages behind
+	Probe         int           // conn: after the hold, one message to this many random connections
 
 	Interval time.Duration // progress line period; 0 disables it
 	Progress io.Writer     // where progress lines go (stderr in the binary)
@@ -111,9 +113,18 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: --tick must be positive", ErrConfig)
 	case c.KeepAlive < 0 || c.KeepAlive > 65535*time.Second:
 		return fmt.Errorf("%w: --keepalive out of range", ErrConfig)
+	case c.Probe < 0:
+		return fmt.Errorf("%w: --probe must not be negative", ErrConfig)
+	case c.Probe > 0 && c.Scenario != "conn":
+		return fmt.Errorf("%w: --probe belongs to the conn scenario", ErrConfig)
+	case c.Probe > c.Clients:
+		return fmt.Errorf("%w: --probe %d exceeds -c %d", ErrConfig, c.Probe, c.Clients)
 	}
 	if c.Topic == "" {
 		c.Topic = defaultTopic(c.Scenario)
+		if c.Scenario == "conn" && c.Filter != "" {
+			c.Topic = c.Filter // the probe publishes to what the connections subscribed
+		}
 	}
 	if c.Filter == "" {
 		c.Filter = defaultFilter(c.Scenario, c.Topic)
@@ -132,7 +143,41 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %q: %v", ErrConfig, tmpl, err)
 		}
 	}
+	if c.Probe > 0 {
+		return c.validateProbe()
+	}
 	return nil
+}
+
+// validateProbe checks the topics of conn --probe: each connection needs a
+// filter of its own, and the probe needs a topic name, not a filter.
+func (c *Config) validateProbe() error {
+	f0, _ := ExpandTemplate(c.Filter, 0, 0) // validated
+	f1, _ := ExpandTemplate(c.Filter, 1, 1)
+	if f0 == f1 {
+		return fmt.Errorf("%w: --probe needs a --filter with %%i, so that each connection has a topic of its own", ErrConfig)
+	}
+	if strings.ContainsAny(c.Topic, "+#") {
+		return fmt.Errorf("%w: --probe publishes to --topic %q, which must not contain wildcards", ErrConfig, c.Topic)
+	}
+	return nil
+}
+
+// Connections is the most connections the run holds open at once, which
+// sets the open files it needs.
+func (c *Config) Connections() int {
+	n := c.Clients
+	switch c.Scenario {
+	case "conn":
+		if c.Probe > 0 {
+			n++ // the probe publisher
+		}
+	case "pairs", "latency":
+		n *= 2
+	case "fanin", "fanout", "retained":
+		n++
+	}
+	return n
 }
 
 func defaultTopic(scenario string) string {
@@ -145,6 +190,8 @@ func defaultTopic(scenario string) string {
 		return "flockmq-bench/retained/%p"
 	case "storm":
 		return "flockmq-bench/storm/%i"
+	case "conn":
+		return "flockmq-bench/conn/%i" // --probe: one topic per connection
 	}
 	return "flockmq-bench/" + scenario + "/%p"
 }

@@ -13,7 +13,7 @@ import (
 
 // ScenarioHelp is one line per scenario, for the usage text.
 var ScenarioHelp = map[string]string{
-	"conn":     "open -c connections at --ramp and hold them for --duration; connect rate, broker RSS (--pid)",
+	"conn":     "open -c connections at --ramp and hold them for --duration; connect rate, broker RSS (--pid); --probe N: then one message to N random ones",
 	"pub":      "-c publishers, no subscribers; publish and PUBACK rate",
 	"sub":      "-c subscribers on --filter for --duration (pair with a pub run elsewhere)",
 	"fanin":    "-c publishers -> 1 subscriber on a wildcard",
@@ -56,6 +56,8 @@ func ParseFlags(scenario string, args []string, errOut io.Writer) (Config, error
 	fs.DurationVar(&cfg.Tick, "tick", cfg.Tick, "publish scheduler tick")
 	fs.DurationVar(&cfg.ConnTimeout, "conn-timeout", cfg.ConnTimeout, "limit for each connect phase")
 	fs.IntVar(&cfg.PID, "pid", 0, "broker PID, to report its RSS from /proc/PID/status")
+	fs.IntVar(&cfg.Probe, "probe", 0, "conn: subscribe every connection to its own topic (--filter, default flockmq-bench/conn/%i); after the hold, "+
+		"publish one message to each of `N` random connections from one extra connection; each must arrive exactly once")
 	fs.BoolVar(&cfg.NoCleanup, "no-cleanup", false, "storm/retained: leave sessions and retained messages on the broker")
 	fs.DurationVar(&cfg.Interval, "interval", cfg.Interval, "progress line period; 0 = quiet")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the summary as JSON")

@@ -15,6 +15,11 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if soft, hard, err := FileLimit(); err == nil {
+		if err := checkFileLimit(&cfg, soft, hard, openFiles()); err != nil {
+			return nil, err
+		}
+	}
 	var out io.Writer
 	if cfg.Interval > 0 {
 		out = cfg.Progress
@@ -165,10 +170,13 @@ func (s *scenario) account(subs, pubs []*client, expects func(sub, pub int) bool
 }
 
 // conn opens the connections, holds them for --duration and reports the
-// connect rate and the broker's memory.
+// connect rate and the broker's memory. With --probe, every connection
+// subscribes to a topic of its own first, and after the hold a random
+// --probe of them are sent one message each.
 func (s *scenario) conn(ctx context.Context) error {
 	cfg := s.cfg
-	s.sum.Conn.RSSBeforeKB = ProcessRSS(cfg.PID)
+	cs := &s.sum.Conn
+	cs.RSSBeforeKB = ProcessRSS(cfg.PID)
 	r, err := s.newRunner(cfg)
 	if err != nil {
 		return err
@@ -177,16 +185,30 @@ func (s *scenario) conn(ctx context.Context) error {
 	specs := make([]clientSpec, cfg.Clients)
 	for i := range specs {
 		specs[i] = clientSpec{idx: i, clean: cfg.Clean}
+		if cfg.Probe > 0 {
+			specs[i].subs = []string{s.topic(cfg.Filter, i, i)}
+		}
 	}
 	ct := time.Now()
-	_, err = r.open(ctx, specs)
-	s.sum.Conn.Seconds = time.Since(ct).Seconds()
-	s.sum.Conn.RSSAfterKB = ProcessRSS(cfg.PID)
+	subs, err := r.open(ctx, specs)
+	cs.Seconds = time.Since(ct).Seconds()
+	cs.RSSAfterKB = ProcessRSS(cfg.PID) // idle: before any probe
+	held := len(specs) - int(r.connFailed.Load())
+	if cs.Seconds > 0 {
+		cs.Rate = float64(held) / cs.Seconds
+	}
+	if cs.RSSAfterKB > 0 && held > 0 {
+		cs.RSSPerConnKB = float64(cs.RSSAfterKB-cs.RSSBeforeKB) / float64(held)
+		cs.RSS1MGiB = (float64(cs.RSSBeforeKB) + cs.RSSPerConnKB*1e6) / (1 << 20)
+	}
 	if err != nil {
 		return err
 	}
 	if cfg.Duration > 0 {
 		r.publish(ctx, false, cfg.Duration) // no publishers: holds the connections
+	}
+	if cfg.Probe > 0 {
+		return s.probe(ctx, r, subs)
 	}
 	return nil
 }
@@ -354,12 +376,9 @@ func (s *scenario) finish() {
 	}
 	sum.Conn.Failed = failed
 	sum.Conn.Connected = sum.Conn.Attempted - failed
-	if sum.Conn.Seconds > 0 {
+	if sum.Conn.Seconds > 0 && sum.Conn.Rate == 0 { // conn sets its own
 		last := s.runners[len(s.runners)-1]
 		sum.Conn.Rate = float64(len(last.clients)-int(last.connFailed.Load())) / sum.Conn.Seconds
-	}
-	if sum.Conn.RSSAfterKB > 0 && sum.Conn.Connected > 0 {
-		sum.Conn.RSSPerConnKB = float64(sum.Conn.RSSAfterKB-sum.Conn.RSSBeforeKB) / float64(sum.Conn.Connected)
 	}
 	if sum.Pub.PublishSecs > 0 {
 		sum.Pub.SentRate = float64(sum.Pub.Sent) / sum.Pub.PublishSecs
@@ -369,4 +388,7 @@ func (s *scenario) finish() {
 	sum.Series = series
 	sum.Latency, sum.Ack, sum.Conn.Connack = Summarize(lat), Summarize(ack), Summarize(connack)
 	sum.Distribution = Distribution(lat)
+	if sum.Probe != nil {
+		sum.Probe.Latency = sum.Latency // the probe's are the only deliveries
+	}
 }

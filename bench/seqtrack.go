@@ -159,3 +159,12 @@ func (t *Tracker) Seen(k StreamKey) bool {
 
 // Len is the number of streams seen.
 func (t *Tracker) Len() int { return len(t.streams) }
+
+// Received is the number of messages of stream k received, duplicates
+// included.
+func (t *Tracker) Received(k StreamKey) uint64 {
+	if i, ok := t.index[k]; ok {
+		return t.streams[i].count
+	}
+	return 0
+}

@@ -26,6 +26,7 @@ type Summary struct {
 	Ack      Latency        `json:"ack_latency"` // publish to PUBACK / PUBCOMP
 	Seq      SeqCounts      `json:"correctness"`
 	Retained *RetainedStats `json:"retained,omitempty"`
+	Probe    *ProbeStats    `json:"probe,omitempty"` // conn --probe
 	CPU      CPUStats       `json:"cpu"`
 	Errors   []string       `json:"errors,omitempty"`
 
@@ -46,6 +47,9 @@ type ConnStats struct {
 	RSSBeforeKB    int64   `json:"broker_rss_before_kb,omitempty"`
 	RSSAfterKB     int64   `json:"broker_rss_after_kb,omitempty"`
 	RSSPerConnKB   float64 `json:"broker_rss_per_conn_kb,omitempty"`
+	// RSS1MGiB extrapolates to a million connections: the RSS before plus
+	// a million times the RSS per connection.
+	RSS1MGiB float64 `json:"broker_rss_1m_conns_gib,omitempty"`
 }
 
 // PubStats are the message counts and rates.
@@ -124,7 +128,13 @@ func (s *Summary) WriteText(w io.Writer) {
 		c.Connected, c.Attempted, c.Failed, c.Dropped, c.Rate, c.Seconds, c.SessionPresent)
 	p("  connack    %s", latText(c.Connack))
 	if c.RSSAfterKB > 0 {
-		p("  broker RSS %d KiB -> %d KiB (%.1f KiB per connection)", c.RSSBeforeKB, c.RSSAfterKB, c.RSSPerConnKB)
+		p("  broker RSS %d KiB -> %d KiB (%.2f KiB = %.0f bytes per connection; 1,000,000 connections ≈ %.2f GiB)",
+			c.RSSBeforeKB, c.RSSAfterKB, c.RSSPerConnKB, c.RSSPerConnKB*1024, c.RSS1MGiB)
+	}
+	if pr := s.Probe; pr != nil {
+		p("probe        %d random connections: sent %d, received %d, lost %d, duplicated %d, misdelivered %d in %.2fs; p50 %s p99 %s max %s",
+			pr.Connections, pr.Sent, pr.Received, pr.Lost, pr.Duplicated, pr.Misdelivered, pr.Seconds,
+			micros(pr.Latency.P50), micros(pr.Latency.P99), micros(pr.Latency.Max))
 	}
 	if s.Pub.Sent > 0 || s.Pub.Delivered > 0 {
 		p("throughput   sent %d (%s msg/s over %.2fs)  delivered %d of %d expected (%s msg/s, drain %.2fs)  acked %d",
