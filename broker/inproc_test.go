@@ -182,10 +182,7 @@ func idleSessionHeap(tb testing.TB, n int, filter string) float64 {
 	runtime.ReadMemStats(&before)
 	keep := make([]*Client, 0, n)
 	for j := 0; j < n; j++ {
-		f := filter
-		if strings.Contains(f, "%d") {
-			f = strings.Replace(f, "%d", strconv.Itoa(j), 1)
-		}
+		f := strings.Replace(filter, "%d", strconv.Itoa(j), 1)
 		c, _ := ip.connect(tb, 0, "client-"+strconv.Itoa(j), f)
 		keep = append(keep, c)
 	}

@@ -70,15 +70,6 @@ func (ss *subSet) find(filter string) int {
 	return -1
 }
 
-// get returns the subscription to filter, or nil. The pointer is valid until
-// the set next changes.
-func (ss *subSet) get(filter string) *subscription {
-	if i := ss.find(filter); i >= 0 {
-		return &ss.list[i]
-	}
-	return nil
-}
-
 // put adds sub, or replaces the subscription to the same filter
 // [MQTT-3.8.4-3], and reports whether one was replaced.
 func (ss *subSet) put(sub subscription) (replaced bool) {
