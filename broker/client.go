@@ -39,25 +39,24 @@ const (
 // Client is one network connection and its protocol state. It is owned by its
 // loop; its methods run on that loop's goroutine.
 type Client struct {
-	l         *Loop
-	t         Transport
-	s         *Session
-	clientID  string
-	keepAlive time.Duration
-	deadline  int64 // unix nanoseconds
-	filed     int64 // second this client is filed for in the loop's wheel, 0 if none
-	out       []byte
-	ext       *clientExt // rarely needed state, nil until used
+	l        *Loop
+	t        Transport
+	s        *Session
+	clientID string
+	deadline int64 // unix nanoseconds
+	out      []byte
+	ext      *clientExt // rarely needed state, nil until used
 
 	// Limits the client set (v5) or defaults.
 	window    int32 // outgoing inflight window: min(client Receive Maximum, MaxInflight)
 	maxPacket int32 // the client's Maximum Packet Size, 0 = none
 
-	pos        int32  // position in the loop's clients, -1 once closed
-	connExpiry uint32 // session expiry requested in CONNECT (v5)
-	aliasMax   uint16
-	state      clientState
-	version    codec.Version
+	pos       int32  // position in the loop's clients, -1 once closed
+	filed     uint32 // unix second this client is filed for in the loop's wheel, 0 if none
+	keepAlive uint16 // seconds, 0 = none
+	aliasMax  uint16
+	state     clientState
+	version   codec.Version
 
 	closed        bool
 	dirty         bool
@@ -85,6 +84,25 @@ type clientExt struct {
 	pendingAck *connackInfo
 	pausedAt   int64      // unix nanoseconds
 	acks       []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
+}
+
+// connectExpiry is the Session Expiry Interval the CONNECT asked for (as
+// capped): the session keeps it until a DISCONNECT changes it, and before the
+// CONNACK the pending answer holds it.
+func (c *Client) connectExpiry() uint32 {
+	if s := c.s; s != nil {
+		return s.expiry
+	}
+	if x := c.ext; x != nil && x.pendingAck != nil {
+		return x.pendingAck.expiry
+	}
+	return 0
+}
+
+// keepAliveGrace is how long c may stay silent: one and a half keep alive
+// intervals [MQTT-3.1.2-22].
+func (c *Client) keepAliveGrace() int64 {
+	return int64(c.keepAlive) * int64(time.Second) * 3 / 2
 }
 
 // x returns c's extension, allocating it on first use.
@@ -172,7 +190,7 @@ func (l *Loop) Input(c *Client, data []byte) int {
 		done += n
 		l.b.stats.MessagesReceived.Add(1)
 		if c.keepAlive > 0 {
-			c.deadline = l.now + int64(c.keepAlive)*3/2
+			c.deadline = l.now + c.keepAliveGrace()
 		}
 		c.handle(&l.pk)
 	}

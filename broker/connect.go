@@ -65,7 +65,6 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 		expiry = 0xFFFFFFFF
 	}
 	expiry = min(expiry, b.cfg.MaxSessionExpiry)
-	c.connExpiry = expiry
 
 	// Keep alive, possibly overridden by the server (v5 Server Keep Alive).
 	ka := cp.KeepAlive
@@ -77,7 +76,7 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 			ka, serverKA = m, true
 		}
 	}
-	c.keepAlive = time.Duration(ka) * time.Second
+	c.keepAlive = ka
 
 	// The will, owned by the broker from now on.
 	if cp.WillFlag {
@@ -182,9 +181,8 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 	if resume {
 		s, present = old, true // [MQTT-3.1.2-5]
 	} else {
-		s = newSession(b.nextID.Add(1), c.clientID, c.l) // [MQTT-3.1.2-4], [MQTT-3.1.2-6]
+		s = b.newSession(c.clientID, c.l) // [MQTT-3.1.2-4], [MQTT-3.1.2-6]
 		b.clients[c.clientID] = s
-		b.sessions.put(s)
 		if res.Known && res.Present && !ack.cleanStart {
 			// Known to the registry but not in memory (the node restarted, or
 			// the session lived elsewhere): resume it from what was stored.
@@ -296,10 +294,10 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 	l.b.stats.ClientsConnected.Add(1)
 	l.b.stats.ConnectsTotal.Add(1)
 	if c.keepAlive > 0 {
-		c.deadline = l.now + int64(c.keepAlive)*3/2
+		c.deadline = l.now + c.keepAliveGrace()
 		// The connect timeout filed c for a later second; keep alive deadlines
 		// are shorter, so file it again (the old entry goes stale).
-		if c.filed == 0 || c.filed > c.deadline/int64(time.Second) {
+		if c.filed == 0 || int64(c.filed) > c.deadline/int64(time.Second) {
 			l.wheel.add(c, c.deadline)
 		}
 	} else {

@@ -32,7 +32,10 @@ func (l *Loop) setQueued(s *Session) {
 	ws := s.waiters
 	s.waiters = nil
 	s.waitMu.Unlock()
-	for _, c := range ws {
+	if ws == nil {
+		return
+	}
+	for _, c := range *ws {
 		c.l.exec(func() { c.resume() })
 	}
 }
@@ -60,7 +63,10 @@ func (c *Client) pauseFor(congested []*Session) {
 			continue // a client is never held up by its own queue
 		}
 		s.waitMu.Lock()
-		s.waiters = append(s.waiters, c)
+		if s.waiters == nil {
+			s.waiters = new([]*Client)
+		}
+		*s.waiters = append(*s.waiters, c)
 		s.waitMu.Unlock()
 		if s.queued.Load() > low { // it may have drained meanwhile
 			waiting = true

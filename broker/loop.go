@@ -210,7 +210,7 @@ func (w *wheel) add(c *Client, deadline int64) {
 	}
 	i := sec % int64(len(w.slots))
 	w.slots[i] = append(w.slots[i], c)
-	c.filed = sec
+	c.filed = uint32(sec)
 }
 
 // advance visits every client filed for a second up to now.
@@ -222,7 +222,7 @@ func (w *wheel) advance(now int64, visit func(*Client)) {
 		due := w.slots[i]
 		w.slots[i] = nil
 		for _, c := range due {
-			if c.filed != w.last {
+			if int64(c.filed) != w.last {
 				continue // stale: c was filed again for an earlier second
 			}
 			c.filed = 0

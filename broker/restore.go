@@ -87,10 +87,9 @@ func (b *Broker) RestoreSessions(list []RestoredSession) {
 				b.mu.Unlock()
 				continue // a client got there first
 			}
-			s := newSession(b.nextID.Add(1), rs.ClientID, l)
+			s := b.newSession(rs.ClientID, l)
 			s.epoch, s.expiry = rs.Epoch, rs.Expiry
 			b.clients[rs.ClientID] = s
-			b.sessions.put(s)
 			b.mu.Unlock()
 			l.installPersisted(s, rs.Subs)
 			if rs.Expiry != 0xFFFFFFFF {

@@ -34,10 +34,11 @@ type Session struct {
 
 	// queued mirrors len(queue) for other loops' publishers, which pause
 	// while it is high (flow control); waiters are the paused publishers to
-	// resume when it drains. Both are safe for concurrent use.
+	// resume when it drains (nil while there are none: few sessions ever
+	// have any). Both are safe for concurrent use.
 	queued  atomic.Int32
 	waitMu  sync.Mutex
-	waiters []*Client
+	waiters *[]*Client
 }
 
 // sessionTimers are the will delay and session expiry timers of an offline
@@ -86,9 +87,12 @@ type delivery struct {
 	hops   uint8    // times passed on to another shared member
 }
 
-func newSession(id uint64, clientID string, l *Loop) *Session {
-	s := &Session{id: id, clientID: clientID}
+// newSession makes the session of clientID, owned by l, and files it under a
+// new routing identity.
+func (b *Broker) newSession(clientID string, l *Loop) *Session {
+	s := &Session{clientID: clientID}
 	s.loop.Store(l)
+	b.sessions.add(s)
 	return s
 }
 

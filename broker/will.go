@@ -62,7 +62,7 @@ func (l *Loop) publishWill(s *Session) {
 func (c *Client) handleDisconnect(d *codec.DisconnectPacket) {
 	if c.version == codec.V5 {
 		if d.Props.Has(codec.PropSessionExpiry) {
-			if c.connExpiry == 0 && d.Props.SessionExpiry != 0 {
+			if c.connectExpiry() == 0 && d.Props.SessionExpiry != 0 {
 				// Not a normal disconnection: the server closes with 0x82,
 				// so the will is published (section 3.1.2.5).
 				c.protocolError(codec.ProtocolError)
