@@ -141,3 +141,34 @@ func TestConnCapFromFileLimit(t *testing.T) {
 		t.Fatalf("default MaxConns %d, want connCap() %d", srv.MaxConns(), n)
 	}
 }
+
+// TestPortInUse: a second server on the port of a running one fails to
+// start instead of sharing it through SO_REUSEPORT (and taking half of its
+// connections).
+func TestPortInUse(t *testing.T) {
+	// The running server listens with SO_REUSEPORT (one loop, port 0), as
+	// every loop does on a fixed port.
+	one := startServer(t, Options{Loops: 1})
+	addr := one.Addr().String()
+	cfg := broker.DefaultConfig()
+	cfg.SysInterval = 0
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	b, err := broker.New(cfg, broker.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Shutdown(time.Second)
+	second := NewServer(b, addr, Options{Loops: 2, Logger: log})
+	if err := second.Start(); err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = second.Stop(ctx)
+		t.Fatalf("a second server started on %s, which a running server holds", addr)
+	}
+	// The first still serves.
+	c, ok := connectV311(t, addr, "still")
+	if !ok {
+		t.Fatal("the running server no longer answers")
+	}
+	c.Close()
+}
