@@ -14,9 +14,8 @@ import (
 	"github.com/flockmq/flockmq/codec"
 )
 
-// startServer runs a broker on a gnet server with opts on a free loopback
-// port until the test ends.
-func startServer(t *testing.T, opts Options) *Server {
+// newServer makes a broker and a gnet server for it on addr, not started.
+func newServer(t *testing.T, addr string, opts Options) (*Server, *broker.Broker) {
 	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.SysInterval = 0
@@ -26,7 +25,14 @@ func startServer(t *testing.T, opts Options) *Server {
 		t.Fatal(err)
 	}
 	opts.Logger = log
-	srv := NewServer(b, "127.0.0.1:0", opts)
+	return NewServer(b, addr, opts), b
+}
+
+// startServer runs a broker on a gnet server with opts on a free loopback
+// port until the test ends.
+func startServer(t *testing.T, opts Options) *Server {
+	t.Helper()
+	srv, b := newServer(t, "127.0.0.1:0", opts)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -150,19 +156,7 @@ func TestPortInUse(t *testing.T) {
 	// every loop does on a fixed port.
 	one := startServer(t, Options{Loops: 1})
 	addr := one.Addr().String()
-	cfg := broker.DefaultConfig()
-	cfg.SysInterval = 0
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := broker.New(cfg, broker.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Shutdown(time.Second)
-	second := NewServer(b, addr, Options{Loops: 2, Logger: log})
-	if err := second.Start(); err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = second.Stop(ctx)
+	if second, _ := newServer(t, addr, Options{Loops: 2}); second.Start() == nil {
 		t.Fatalf("a second server started on %s, which a running server holds", addr)
 	}
 	// The first still serves.

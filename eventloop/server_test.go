@@ -1,14 +1,10 @@
 package eventloop
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
 
-	"github.com/flockmq/flockmq/broker"
 	"github.com/flockmq/flockmq/codec"
 )
 
@@ -17,23 +13,7 @@ import (
 // empties the whole buffer; the loop must not call it when nothing was
 // consumed.)
 func TestPacketsSplitAcrossReads(t *testing.T) {
-	cfg := broker.DefaultConfig()
-	cfg.SysInterval = 0
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	b, err := broker.New(cfg, broker.WithLogger(log))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := NewServer(b, "127.0.0.1:0", Options{Loops: 1, Logger: log})
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		_ = b.Shutdown(5 * time.Second)
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = srv.Stop(ctx)
-	}()
+	srv := startServer(t, Options{Loops: 1})
 	conn, err := net.Dial("tcp", srv.Addr().String())
 	if err != nil {
 		t.Fatal(err)
