@@ -34,11 +34,11 @@ type inproc struct {
 	subQoS byte // QoS of the subscriptions connect makes
 }
 
-func newInproc(tb testing.TB, loops int) *inproc {
+func newInproc(tb testing.TB, loops int, opts ...Option) *inproc {
 	tb.Helper()
 	cfg := DefaultConfig()
 	cfg.SysInterval = 0
-	b, err := New(cfg, WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	b, err := New(cfg, append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)
 	}

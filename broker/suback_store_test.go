@@ -2,8 +2,6 @@ package broker
 
 import (
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 
 	"github.com/flockmq/flockmq/codec"
@@ -26,15 +24,8 @@ func (h *heldSubStore) Subscribe(_ string, _ uint64, _ PersistedSub, done func(e
 // meanwhile; a filter the store failed to keep gets 0x80.
 func TestPersistentSubackWaitsForStore(t *testing.T) {
 	hs := &heldSubStore{MemoryStore: NewMemoryStore()}
-	cfg := DefaultConfig()
-	cfg.SysInterval = 0
-	b, err := New(cfg, WithStore(hs), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ip := &inproc{b: b}
-	ip.loops = append(ip.loops, b.NewLoop(func(f func()) bool { ip.queue = append(ip.queue, f); return true }))
-	l := ip.loops[0]
+	ip := newInproc(t, 1, WithStore(hs))
+	b, l := ip.b, ip.loops[0]
 	rt := &recordingTransport{}
 	c := l.Open(rt)
 	cp := codec.ConnectPacket{Version: codec.V5, ClientID: []byte("keeper")}
