@@ -20,26 +20,6 @@ func FileLimit() (soft, hard uint64, err error) {
 	return rl.Cur, rl.Max, nil
 }
 
-// RaiseFileLimit raises the soft RLIMIT_NOFILE to the hard limit, as far as
-// the kernel allows, and returns the soft limit now in force. The Go runtime
-// does the same at start since Go 1.19; the tool does it again so that the
-// limit it checks against is the one it set.
-func RaiseFileLimit() (uint64, error) {
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return 0, fmt.Errorf("bench: getrlimit: %w", err)
-	}
-	if rl.Cur >= rl.Max {
-		return rl.Cur, nil
-	}
-	want := rl
-	want.Cur = rl.Max
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
-		return rl.Cur, fmt.Errorf("bench: raising the open-file limit from %d to %d: %w", rl.Cur, rl.Max, err)
-	}
-	return want.Cur, nil
-}
-
 // openFiles counts the descriptors open now, plus two for the Go poller (an
 // epoll descriptor and an eventfd) when it is not open yet; 10 when /proc
 // is not there.

@@ -107,7 +107,7 @@ func (s *Server) Start() error {
 	// would get a different port: a single listener hands connections out
 	// then (tests only).
 	reuse := port != "0" || s.opts.Loops == 1
-	if reuse && port != "0" {
+	if port != "0" {
 		// SO_REUSEPORT would let a second broker (or anything else that sets
 		// it) share the port and silently take half the connections: check
 		// with a plain listener that the port is free, as every other

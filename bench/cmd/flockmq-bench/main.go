@@ -23,9 +23,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
-	if _, err := bench.RaiseFileLimit(); err != nil {
-		fmt.Fprintln(stderr, err) // the run checks the limit in force
-	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if args[0] == "compare" {
