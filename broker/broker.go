@@ -31,7 +31,7 @@ type Broker struct {
 	sessions *sessionTable // by routing identity
 
 	mu       sync.Mutex // guards clients, loops
-	clients  map[string]*Session
+	clients  clientIndex
 	loops    []*Loop
 	closing  bool
 	ext      *router // for publishes from outside any loop; guarded by extMu
@@ -106,7 +106,7 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 		authn:    AllowAll{},
 		authz:    AllowAll{},
 		sessions: newSessionTable(),
-		clients:  make(map[string]*Session),
+		clients:  newClientIndex(),
 		started:  time.Now(),
 		sysStop:  make(chan struct{}),
 		sysDone:  make(chan struct{}),

@@ -41,33 +41,32 @@ const (
 type Client struct {
 	l        *Loop
 	t        Transport
-	s        *Session
-	clientID string
-	deadline int64 // unix nanoseconds
-	out      []byte
-	ext      *clientExt // rarely needed state, nil until used
+	s        *Session // nil until the CONNECT is answered, and once detached
+	deadline int64    // unix nanoseconds
+	out      []byte   // bytes to write at the next Flush, nil between flushes
+	ext      *clientExt
 
 	// Limits the client set (v5) or defaults.
-	window    int32 // outgoing inflight window: min(client Receive Maximum, MaxInflight)
-	maxPacket int32 // the client's Maximum Packet Size, 0 = none
+	maxPacket int32  // the client's Maximum Packet Size, 0 = none
+	window    uint16 // outgoing inflight window: min(client Receive Maximum, MaxInflight)
 
+	keepAlive uint16 // seconds, 0 = none
 	pos       int32  // position in the loop's clients, -1 once closed
 	filed     uint32 // unix second this client is filed for in the loop's wheel, 0 if none
-	keepAlive uint16 // seconds, 0 = none
-	aliasMax  uint16
 	state     clientState
 	version   codec.Version
 
-	closed        bool
-	dirty         bool
-	problemInfo   bool // Request Problem Information
-	respInfo      bool // Request Response Information
-	sendWill      bool // publish the session's will when this connection closes
-	discardOnExit bool // session ends with this connection
-	normalExit    bool // the client sent DISCONNECT
-	paused        bool // flow control: not read until congested queues drain
-	stalled       bool // bytes arrived while the CONNECT was in flight
+	closed     bool
+	dirty      bool
+	sendWill   bool // publish the session's will when this connection closes
+	normalExit bool // the client sent DISCONNECT
+	paused     bool // flow control: not read until congested queues drain
+	stalled    bool // bytes arrived while the CONNECT was in flight
 }
+
+// A Client holds no Request Problem Information flag: the broker sends no
+// Reason String and no User Property in any packet, so it never sends what a
+// client asking for 0 forbids [MQTT-3.1.2-29].
 
 // clientExt is the state that only some connections need: a user name,
 // enhanced authentication, topic aliases, the will until the session takes
@@ -75,6 +74,7 @@ type Client struct {
 // allocated on first use (Client.x), so that an idle connection does not
 // carry it.
 type clientExt struct {
+	aliasMax   uint16 // the client's Topic Alias Maximum
 	username   []byte
 	aliasOut   map[string]uint16
 	aliasIn    map[uint16][]byte
@@ -84,6 +84,27 @@ type clientExt struct {
 	pendingAck *connackInfo
 	pausedAt   int64      // unix nanoseconds
 	acks       []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
+}
+
+// clientID is the client identifier of the CONNECT: the session's once it
+// has one, before that the one of an enhanced authentication in progress.
+// (While the claim is in flight, the pending CONNACK carries it.)
+func (c *Client) clientID() string {
+	if s := c.s; s != nil {
+		return s.clientID
+	}
+	if x := c.ext; x != nil && x.pendingAck != nil {
+		return x.pendingAck.clientID
+	}
+	return ""
+}
+
+// aliasMax is the client's Topic Alias Maximum, 0 for none.
+func (c *Client) aliasMax() uint16 {
+	if c.ext == nil {
+		return 0
+	}
+	return c.ext.aliasMax
 }
 
 // connectExpiry is the Session Expiry Interval the CONNECT asked for (as
@@ -104,6 +125,9 @@ func (c *Client) connectExpiry() uint32 {
 func (c *Client) keepAliveGrace() int64 {
 	return int64(c.keepAlive) * int64(time.Second) * 3 / 2
 }
+
+// Loop returns the loop c belongs to.
+func (c *Client) Loop() *Loop { return c.l }
 
 // x returns c's extension, allocating it on first use.
 func (c *Client) x() *clientExt {
@@ -148,7 +172,7 @@ func (l *Loop) Open(t Transport) *Client {
 // zeroed, typically inside its own per-connection struct so that a
 // connection costs one allocation. Loop goroutine only.
 func (l *Loop) OpenClient(c *Client, t Transport) {
-	*c = Client{l: l, t: t, window: 1, problemInfo: true, pos: int32(len(l.clients))}
+	*c = Client{l: l, t: t, window: 1, pos: int32(len(l.clients))}
 	l.clients = append(l.clients, c)
 	l.b.stats.ConnectionsOpen.Add(1)
 	l.now = time.Now().UnixNano()
@@ -262,7 +286,7 @@ func (c *Client) handle(pk *codec.Packet) {
 	case codec.Unsubscribe:
 		c.handleUnsubscribe(&pk.Unsubscribe)
 	case codec.Pingreq:
-		c.out = append(c.out, byte(codec.Pingresp)<<4, 0) // [MQTT-3.12.4-1]
+		c.out = append(c.outBuf(), byte(codec.Pingresp)<<4, 0) // [MQTT-3.12.4-1]
 		c.l.markDirty(c)
 	case codec.Disconnect:
 		c.handleDisconnect(&pk.Disconnect)
@@ -316,7 +340,7 @@ func (c *Client) disconnect(rc codec.ReasonCode) {
 	if c.version == codec.V5 && c.state == stateConnected {
 		var d codec.DisconnectPacket
 		d.Reason = rc
-		c.out = codec.AppendDisconnect(c.out, &d, codec.V5)
+		c.out = codec.AppendDisconnect(c.outBuf(), &d, codec.V5)
 	}
 	c.abort()
 }
@@ -328,8 +352,9 @@ func (c *Client) abort() {
 	}
 	if len(c.out) > 0 {
 		_ = c.t.Write(c.out)
-		c.out = c.out[:0]
 	}
+	c.l.putBuf(c.out)
+	c.out = nil
 	c.closed = true
 	c.t.Close()
 	c.l.Closed(c)

@@ -34,26 +34,25 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 		c.refuse(codec.ClientIdentifierNotValid)
 		return
 	}
-	c.clientID = id
 	if cp.Username != nil {
 		c.x().username = append([]byte(nil), cp.Username...)
 	}
 
 	// The client's own limits (v5 section 3.1.2.11).
-	c.window = int32(b.cfg.MaxInflight)
+	c.window = uint16(b.cfg.MaxInflight) // at most 65535 (Config.Validate)
+	respInfo := false
 	if cp.Version == codec.V5 {
 		p := &cp.Props
 		if p.Has(codec.PropReceiveMaximum) {
-			c.window = min(c.window, int32(p.ReceiveMaximum))
+			c.window = min(c.window, p.ReceiveMaximum)
 		}
 		if p.Has(codec.PropMaximumPacketSize) {
 			c.maxPacket = int32(min(p.MaximumPacketSize, 1<<31-1))
 		}
-		c.aliasMax = p.TopicAliasMaximum
-		if p.Has(codec.PropRequestProblemInfo) {
-			c.problemInfo = p.RequestProblemInfo == 1
+		if p.TopicAliasMaximum > 0 {
+			c.x().aliasMax = p.TopicAliasMaximum
 		}
-		c.respInfo = p.RequestResponseInfo == 1
+		respInfo = p.RequestResponseInfo == 1
 	}
 
 	// Session expiry: v5 from the property; 3.1.1 persistent sessions last
@@ -86,8 +85,8 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 		c.x().will = &Will{Msg: m, Delay: cp.WillProps.WillDelay}
 	}
 
-	ack := connackInfo{cleanStart: cp.CleanStart, assigned: assigned, expiry: expiry, serverKA: serverKA, keepAlive: ka,
-		expiryCapped: cp.Version == codec.V5 && expiry != cp.Props.SessionExpiry}
+	ack := connackInfo{clientID: id, cleanStart: cp.CleanStart, assigned: assigned, expiry: expiry, serverKA: serverKA,
+		keepAlive: ka, respInfo: respInfo, expiryCapped: cp.Version == codec.V5 && expiry != cp.Props.SessionExpiry}
 
 	// Authentication: enhanced (v5 AUTH exchange) or the plain hook.
 	if cp.Version == codec.V5 && cp.Props.Has(codec.PropAuthMethod) {
@@ -127,6 +126,8 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 
 // connackInfo carries what the CONNACK will say while the claim is in flight.
 type connackInfo struct {
+	clientID     string
+	respInfo     bool // Request Response Information
 	assigned     bool
 	expiry       uint32
 	expiryCapped bool
@@ -142,7 +143,12 @@ func (c *Client) claim(cleanStart bool, ack connackInfo) {
 	c.state = stateConnecting
 	ack.cleanStart = cleanStart
 	l := c.l
-	req := ClaimRequest{ClientID: c.clientID, CleanStart: cleanStart, Expiry: ack.expiry, ProtocolVersion: byte(c.version), Will: c.pendingWill()}
+	if ms, ok := l.b.store.(*MemoryStore); ok {
+		// It answers at once: no callback to allocate for every CONNECT.
+		c.finishConnect(ms.claim(), nil, ack)
+		return
+	}
+	req := ClaimRequest{ClientID: ack.clientID, CleanStart: cleanStart, Expiry: ack.expiry, ProtocolVersion: byte(c.version), Will: c.pendingWill()}
 	inline := true
 	l.b.store.Claim(req, func(res ClaimResult, err error) {
 		if inline {
@@ -165,12 +171,12 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 	b := c.l.b
 	if err != nil {
 		b.stats.StoreFailures.Add(1)
-		b.log.Warn("session claim failed", "client", c.clientID, "err", err)
+		b.log.Warn("session claim failed", "client", ack.clientID, "err", err)
 		c.refuse(codec.ServerUnavailable)
 		return
 	}
 	b.mu.Lock()
-	old := b.clients[c.clientID]
+	old := b.clients.get(ack.clientID)
 	var s *Session
 	present := false
 	resume := old != nil && !ack.cleanStart && !old.ended
@@ -181,8 +187,8 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 	if resume {
 		s, present = old, true // [MQTT-3.1.2-5]
 	} else {
-		s = b.newSession(c.clientID, c.l) // [MQTT-3.1.2-4], [MQTT-3.1.2-6]
-		b.clients[c.clientID] = s
+		s = b.newSession(ack.clientID, c.l) // [MQTT-3.1.2-4], [MQTT-3.1.2-6]
+		b.clients.put(s)
 		if res.Known && res.Present && !ack.cleanStart {
 			// Known to the registry but not in memory (the node restarted, or
 			// the session lived elsewhere): resume it from what was stored.
@@ -257,7 +263,7 @@ func (l *Loop) kickForTakeover(s *Session, oc *Client) {
 		if oc.version == codec.V5 {
 			var d codec.DisconnectPacket
 			d.Reason = codec.SessionTakenOver
-			oc.out = codec.AppendDisconnect(oc.out, &d, codec.V5)
+			oc.out = codec.AppendDisconnect(oc.outBuf(), &d, codec.V5)
 		}
 	}
 	if w := s.will; w != nil && w.Delay == 0 {
@@ -306,11 +312,11 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 	c.writeConnack(present, codec.Success, &ack)
 	// Resend unacknowledged messages with DUP set, and PUBREL for those
 	// already received [MQTT-4.4.0-1].
-	for _, m := range s.inflight {
+	for _, m := range s.inflightMsgs() {
 		if m.released {
 			var a codec.AckPacket
 			a.PacketID = m.id
-			c.out = codec.AppendAck(c.out, codec.Pubrel, &a, c.version)
+			c.out = codec.AppendAck(c.outBuf(), codec.Pubrel, &a, c.version)
 		} else {
 			c.writePublish(&m.d, m.id, true)
 		}
@@ -336,7 +342,7 @@ func (l *Loop) detach(s *Session, c *Client) {
 			s.will = nil // [MQTT-3.1.2-10]
 		}
 	}
-	if s.expiry == 0 || c.discardOnExit {
+	if s.expiry == 0 {
 		l.endSession(s)
 		return
 	}
@@ -380,9 +386,7 @@ func (l *Loop) endSession(s *Session) {
 	b := l.b
 	b.mu.Lock()
 	s.ended = true // under b.mu: finishConnect reads it with the registry
-	if b.clients[s.clientID] == s {
-		delete(b.clients, s.clientID)
-	}
+	b.clients.remove(s)
 	b.mu.Unlock()
 	s.stopTimers()
 	if s.will != nil {
@@ -393,8 +397,9 @@ func (l *Loop) endSession(s *Session) {
 	}
 	l.redistributeShared(s)
 	s.subs.reset()
-	s.queue = nil
-	s.inflight = nil
+	if f := s.f; f != nil {
+		f.queue, f.inflight = nil, nil
+	}
 	l.setQueued(s)
 	b.sessions.remove(s.id)
 	if s.backlogged {
@@ -452,7 +457,7 @@ func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInf
 			pr.Set(codec.PropRetainAvailable)
 		}
 		if ack.assigned {
-			pr.AssignedClientID = []byte(c.clientID) // [MQTT-3.1.3-7]
+			pr.AssignedClientID = []byte(ack.clientID) // [MQTT-3.1.3-7]
 			pr.Set(codec.PropAssignedClientID)
 		}
 		if ack.expiryCapped {
@@ -471,12 +476,12 @@ func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInf
 				pr.Set(codec.PropAuthData)
 			}
 		}
-		if c.respInfo {
-			pr.ResponseInfo = []byte("flockmq/response/" + c.clientID)
+		if ack.respInfo {
+			pr.ResponseInfo = []byte("flockmq/response/" + ack.clientID)
 			pr.Set(codec.PropResponseInfo)
 		}
 	}
-	c.out = codec.AppendConnack(c.out, &p, c.version)
+	c.out = codec.AppendConnack(c.outBuf(), &p, c.version)
 	c.l.markDirty(c)
 }
 
@@ -487,7 +492,7 @@ func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInf
 // from the raft apply path).
 func (b *Broker) Fence(clientID string, epoch uint64) {
 	b.mu.Lock()
-	s := b.clients[clientID]
+	s := b.clients.get(clientID)
 	b.mu.Unlock()
 	if s == nil {
 		return

@@ -42,9 +42,9 @@ func (l *Loop) deliver(d delivery) {
 		c.writePublish(&d, 0, false)
 		return
 	}
-	if len(s.queue) > 0 || len(s.inflight) >= int(c.window) || c.overHighWater() {
+	if s.queueLen() > 0 || len(s.inflightMsgs()) >= int(c.window) || c.overHighWater() {
 		l.enqueue(s, d, true)
-		if len(s.queue) > 0 && len(s.inflight) < int(c.window) {
+		if s.queueLen() > 0 && len(s.f.inflight) < int(c.window) {
 			l.addBacklog(s)
 		}
 		return
@@ -57,10 +57,10 @@ func (l *Loop) deliver(d delivery) {
 // for an offline session the new message is dropped and counted.
 func (l *Loop) enqueue(s *Session, d delivery, connected bool) {
 	b := l.b
-	if len(s.queue) >= b.cfg.MaxQueuedMessages {
+	if s.queueLen() >= b.cfg.MaxQueuedMessages {
 		if connected && s.client != nil {
 			b.stats.SlowConsumerKicks.Add(1)
-			b.log.Debug("slow consumer disconnected", "client", s.clientID, "queued", len(s.queue))
+			b.log.Debug("slow consumer disconnected", "client", s.clientID, "queued", s.queueLen())
 			s.client.disconnect(codec.QuotaExceeded)
 			// the session keeps its queue if persistent; this message is dropped
 		}
@@ -71,8 +71,9 @@ func (l *Loop) enqueue(s *Session, d delivery, connected bool) {
 		}
 		return
 	}
-	s.queue = append(s.queue, d)
-	s.queued.Store(int32(len(s.queue)))
+	f := s.flow()
+	f.queue = append(f.queue, d)
+	s.queued.Store(int32(len(f.queue)))
 	b.stats.QueuedMessagesHeld.Add(1)
 }
 
@@ -87,13 +88,14 @@ func (l *Loop) addBacklog(s *Session) {
 // and the socket keeps up. Loop goroutine only; l owns s.
 func (l *Loop) pump(s *Session) {
 	c := s.client
-	if c == nil || c.state != stateConnected {
+	f := s.f
+	if c == nil || c.state != stateConnected || f == nil {
 		return
 	}
 	n := 0
-	for n < len(s.queue) {
-		d := s.queue[n]
-		if d.qos > 0 && len(s.inflight) >= int(c.window) {
+	for n < len(f.queue) {
+		d := f.queue[n]
+		if d.qos > 0 && len(f.inflight) >= int(c.window) {
 			break
 		}
 		if c.overHighWater() {
@@ -113,10 +115,10 @@ func (l *Loop) pump(s *Session) {
 		l.sendInflight(s, c, d)
 	}
 	if n > 0 {
-		clear(s.queue[:n])
-		s.queue = s.queue[n:]
-		if len(s.queue) == 0 {
-			s.queue = nil
+		clear(f.queue[:n])
+		f.queue = f.queue[n:]
+		if len(f.queue) == 0 {
+			f.queue = nil
 		}
 		l.setQueued(s)
 	}
@@ -126,7 +128,8 @@ func (l *Loop) pump(s *Session) {
 func (l *Loop) sendInflight(s *Session, c *Client, d delivery) {
 	id := s.allocID()
 	m := &inflightMsg{id: id, d: d}
-	s.inflight = append(s.inflight, m)
+	f := s.flow()
+	f.inflight = append(f.inflight, m)
 	c.writePublish(&m.d, id, false)
 }
 
@@ -145,7 +148,7 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 		if m.ExpiresAt != 0 {
 			p.Props.MessageExpiry = m.remainingExpiry(l.now) // [MQTT-3.3.2-6]
 		}
-		if c.aliasMax > 0 && !dup {
+		if c.aliasMax() > 0 && !dup {
 			newAlias = c.applyAlias(p)
 		}
 	} else {
@@ -167,7 +170,7 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 		}
 		return
 	}
-	c.out = codec.AppendPublish(c.out, p, c.version)
+	c.out = codec.AppendPublish(c.outBuf(), p, c.version)
 	l.b.stats.PublishSent.Add(1)
 	l.b.stats.MessagesSent.Add(1)
 	l.markDirty(c)
@@ -184,7 +187,7 @@ func (c *Client) applyAlias(p *codec.PublishPacket) bool {
 		p.Topic = nil
 		return false
 	}
-	if len(x.aliasOut) >= int(c.aliasMax) {
+	if len(x.aliasOut) >= int(c.aliasMax()) {
 		return false
 	}
 	if x.aliasOut == nil {
@@ -201,8 +204,12 @@ func (c *Client) applyAlias(p *codec.PublishPacket) bool {
 // but has not had acknowledged to other members of their groups. Loop
 // goroutine only; l owns s.
 func (l *Loop) redistributeShared(s *Session) {
-	keepI := s.inflight[:0]
-	for _, m := range s.inflight {
+	f := s.f
+	if f == nil {
+		return
+	}
+	keepI := f.inflight[:0]
+	for _, m := range f.inflight {
 		// A QoS 2 message already sent stays with this member, to be completed
 		// when it reconnects [MQTT-4.8.2-5]; QoS 1 goes to another one.
 		if m.d.group != "" && m.d.qos == 1 && l.redeliverShared(m.d, s) {
@@ -210,18 +217,18 @@ func (l *Loop) redistributeShared(s *Session) {
 		}
 		keepI = append(keepI, m)
 	}
-	clear(s.inflight[len(keepI):])
-	s.inflight = keepI
-	keepQ := s.queue[:0]
-	for _, d := range s.queue {
+	clear(f.inflight[len(keepI):])
+	f.inflight = keepI
+	keepQ := f.queue[:0]
+	for _, d := range f.queue {
 		if d.group != "" && l.redeliverShared(d, s) {
 			l.b.stats.QueuedMessagesHeld.Add(-1)
 			continue
 		}
 		keepQ = append(keepQ, d)
 	}
-	clear(s.queue[len(keepQ):])
-	s.queue = keepQ
+	clear(f.queue[len(keepQ):])
+	f.queue = keepQ
 	l.setQueued(s)
 }
 

@@ -20,22 +20,20 @@ func (b *Broker) congestAt() int32 {
 	return int32(max(16, b.cfg.MaxQueuedMessages/4))
 }
 
-// setQueued publishes len(s.queue) and, when it has drained, resumes the
-// publishers waiting on s. Loop goroutine only; l owns s.
+// setQueued publishes the length of the queue of s and, when it has
+// drained, resumes the publishers waiting on s. Loop goroutine only; l owns s.
 func (l *Loop) setQueued(s *Session) {
-	n := int32(len(s.queue))
+	n := int32(s.queueLen())
 	s.queued.Store(n)
-	if n > l.b.congestAt()/2 {
+	f := s.f
+	if n > l.b.congestAt()/2 || f == nil {
 		return
 	}
-	s.waitMu.Lock()
-	ws := s.waiters
-	s.waiters = nil
-	s.waitMu.Unlock()
-	if ws == nil {
-		return
-	}
-	for _, c := range *ws {
+	f.waitMu.Lock()
+	ws := f.waiters
+	f.waiters = nil
+	f.waitMu.Unlock()
+	for _, c := range ws {
 		c.l.exec(func() { c.resume() })
 	}
 }
@@ -62,12 +60,12 @@ func (c *Client) pauseFor(congested []*Session) {
 		if s == c.s {
 			continue // a client is never held up by its own queue
 		}
-		s.waitMu.Lock()
-		if s.waiters == nil {
-			s.waiters = new([]*Client)
-		}
-		*s.waiters = append(*s.waiters, c)
-		s.waitMu.Unlock()
+		// s was congested when noted, so its flow state exists (see
+		// sessionFlow).
+		f := s.f
+		f.waitMu.Lock()
+		f.waiters = append(f.waiters, c)
+		f.waitMu.Unlock()
 		if s.queued.Load() > low { // it may have drained meanwhile
 			waiting = true
 		}

@@ -41,6 +41,8 @@ type Loop struct {
 	rs         retainedSink       // sendRetained's subscription
 	rsSend     func(*Message)     // l.sendRetainedMsg, bound once
 	keyBuf     []byte             // sendRetained's filter
+	spare      [][]byte           // output buffers between flushes (see outBuf)
+	spareLow   int                // fewest spare buffers held since the last Tick
 }
 
 func newLoop(b *Broker, exec func(func()) bool) *Loop {
@@ -123,7 +125,8 @@ func (l *Loop) Flush() {
 					c.t.Close()
 				}
 			}
-			c.out = releaseBuf(c.out)
+			l.putBuf(c.out)
+			c.out = nil
 			batch[i] = nil
 		}
 		l.dirtySpare = batch[:0]
@@ -131,13 +134,50 @@ func (l *Loop) Flush() {
 	l.flushing = false
 }
 
-// releaseBuf empties an output buffer, dropping it when it grew large so that
-// idle connections hold no memory.
-func releaseBuf(b []byte) []byte {
-	if cap(b) > 16<<10 {
-		return nil
+// Output buffers. A connection holds one only from its first packet in an
+// event to the Flush that writes it: then it goes back to the loop's spares,
+// so that an idle connection holds none, and a busy one takes a spare rather
+// than allocating. Spares no flush needed for a whole Tick are dropped, so
+// that the pool follows the loop's busiest recent event, not its busiest
+// ever.
+
+// maxSpareCap is the capacity past which a buffer is dropped after use
+// rather than kept.
+const maxSpareCap = 16 << 10
+
+// outBuf returns c's output buffer, taking a spare if it has none.
+func (c *Client) outBuf() []byte {
+	if c.out == nil {
+		l := c.l
+		if n := len(l.spare); n > 0 {
+			c.out = l.spare[n-1]
+			l.spare[n-1] = nil
+			l.spare = l.spare[:n-1]
+			l.spareLow = min(l.spareLow, n-1)
+		}
 	}
-	return b[:0]
+	return c.out
+}
+
+// putBuf keeps b, written, as a spare.
+func (l *Loop) putBuf(b []byte) {
+	if b != nil && cap(b) <= maxSpareCap {
+		l.spare = append(l.spare, b[:0])
+	}
+}
+
+// trimSpares drops the spares that were not taken since the last call (those
+// at the bottom of the stack). Tick calls it.
+func (l *Loop) trimSpares() {
+	if n := l.spareLow; n > 0 {
+		k := copy(l.spare, l.spare[n:])
+		clear(l.spare[k:])
+		l.spare = l.spare[:k]
+	}
+	if cap(l.spare) > 64 && len(l.spare) < cap(l.spare)/4 {
+		l.spare = append([][]byte(nil), l.spare...)
+	}
+	l.spareLow = len(l.spare)
 }
 
 // Tick advances the loop clock: keepalive and connect timeouts, and retries
@@ -145,6 +185,7 @@ func releaseBuf(b []byte) []byte {
 // second on the loop.
 func (l *Loop) Tick() {
 	l.now = time.Now().UnixNano()
+	l.trimSpares()
 	l.wheel.advance(l.now, func(c *Client) {
 		if c.closed {
 			return

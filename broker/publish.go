@@ -46,20 +46,20 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 		return
 	}
 	if p.QoS == 2 {
-		if _, dup := c.s.inQoS2[p.PacketID]; dup {
+		if _, dup := c.s.inQoS2()[p.PacketID]; dup {
 			// Still awaiting PUBREL: acknowledge again, deliver nothing
 			// [MQTT-4.3.3-9].
 			c.writeAck(codec.Pubrec, p.PacketID, codec.Success)
 			return
 		}
-		if len(c.s.inQoS2) >= int(b.cfg.ReceiveMaximum) {
+		if len(c.s.inQoS2()) >= int(b.cfg.ReceiveMaximum) {
 			c.protocolError(codec.ReceiveMaximumExceeded) // section 3.3.4, Receive Maximum
 			return
 		}
 	}
 	rc := codec.Success
 	switch {
-	case !b.authz.CanPublish(c.clientID, c.user(), p.Topic):
+	case !b.authz.CanPublish(c.clientID(), c.user(), p.Topic):
 		rc = codec.NotAuthorized
 	case p.Retain && b.cfg.MaxRetainedSize > 0 && len(p.Payload) > b.cfg.MaxRetainedSize:
 		rc = codec.QuotaExceeded
@@ -99,10 +99,11 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 		rc = codec.Success // 3.1.1 has no negative acknowledgement
 	}
 	if p.QoS == 2 && !rc.IsError() {
-		if c.s.inQoS2 == nil {
-			c.s.inQoS2 = make(map[uint16]struct{})
+		f := c.s.flow()
+		if f.inQoS2 == nil {
+			f.inQoS2 = make(map[uint16]struct{})
 		}
-		c.s.inQoS2[p.PacketID] = struct{}{}
+		f.inQoS2[p.PacketID] = struct{}{}
 	}
 	if slot == nil {
 		c.writeAck(t, p.PacketID, rc)
@@ -190,7 +191,7 @@ func (l *Loop) publish(p *codec.PublishPacket, from *Client, stored func(error))
 	b := l.b
 	publisher := ""
 	if from != nil {
-		publisher = from.clientID
+		publisher = from.clientID()
 	}
 	// Match before copying: a message nobody wants costs no allocation.
 	matched := l.r.match(p.Topic, publisher)
@@ -252,15 +253,15 @@ func (c *Client) writeAck(t codec.PacketType, id uint16, rc codec.ReasonCode) {
 	var a codec.AckPacket
 	a.PacketID = id
 	a.Reason = rc
-	c.out = codec.AppendAck(c.out, t, &a, c.version)
+	c.out = codec.AppendAck(c.outBuf(), t, &a, c.version)
 	c.l.markDirty(c)
 }
 
 // handlePubrel completes an inbound QoS 2 exchange [MQTT-4.3.3-11].
 func (c *Client) handlePubrel(a *codec.AckPacket) {
 	rc := codec.Success
-	if _, ok := c.s.inQoS2[a.PacketID]; ok {
-		delete(c.s.inQoS2, a.PacketID)
+	if _, ok := c.s.inQoS2()[a.PacketID]; ok {
+		delete(c.s.f.inQoS2, a.PacketID)
 	} else {
 		rc = codec.PacketIdentifierNotFound
 		if c.version != codec.V5 {
@@ -273,7 +274,7 @@ func (c *Client) handlePubrel(a *codec.AckPacket) {
 // handlePuback frees an outgoing QoS 1 slot.
 func (c *Client) handlePuback(a *codec.AckPacket) {
 	s := c.s
-	if i := s.findInflight(a.PacketID); i >= 0 && s.inflight[i].d.qos == 1 {
+	if i := s.findInflight(a.PacketID); i >= 0 && s.f.inflight[i].d.qos == 1 {
 		s.removeInflight(i)
 		c.l.pump(s)
 	}
@@ -283,7 +284,7 @@ func (c *Client) handlePuback(a *codec.AckPacket) {
 func (c *Client) handlePubrec(a *codec.AckPacket) {
 	s := c.s
 	i := s.findInflight(a.PacketID)
-	if i < 0 || s.inflight[i].d.qos != 2 {
+	if i < 0 || s.f.inflight[i].d.qos != 2 {
 		rc := codec.PacketIdentifierNotFound
 		if c.version != codec.V5 {
 			rc = codec.Success
@@ -296,15 +297,15 @@ func (c *Client) handlePubrec(a *codec.AckPacket) {
 		c.l.pump(s)
 		return
 	}
-	s.inflight[i].released = true
-	s.inflight[i].d.msg = nil                           // the payload is no longer needed
+	s.f.inflight[i].released = true
+	s.f.inflight[i].d.msg = nil                         // the payload is no longer needed
 	c.writeAck(codec.Pubrel, a.PacketID, codec.Success) // [MQTT-4.3.3-4]
 }
 
 // handlePubcomp ends an outgoing QoS 2 exchange.
 func (c *Client) handlePubcomp(a *codec.AckPacket) {
 	s := c.s
-	if i := s.findInflight(a.PacketID); i >= 0 && s.inflight[i].released {
+	if i := s.findInflight(a.PacketID); i >= 0 && s.f.inflight[i].released {
 		s.removeInflight(i)
 		c.l.pump(s)
 	}

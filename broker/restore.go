@@ -83,13 +83,13 @@ func (b *Broker) RestoreSessions(list []RestoredSession) {
 				}
 			}
 			b.mu.Lock()
-			if b.clients[rs.ClientID] != nil {
+			if b.clients.get(rs.ClientID) != nil {
 				b.mu.Unlock()
 				continue // a client got there first
 			}
 			s := b.newSession(rs.ClientID, l)
 			s.epoch, s.expiry = rs.Epoch, rs.Expiry
-			b.clients[rs.ClientID] = s
+			b.clients.put(s)
 			b.mu.Unlock()
 			l.installPersisted(s, rs.Subs)
 			if rs.Expiry != 0xFFFFFFFF {

@@ -18,54 +18,98 @@ type Session struct {
 	clientID string
 	loop     atomic.Pointer[Loop] // owner; safe for concurrent use
 
-	client   *Client // nil while offline
-	epoch    uint64
-	subs     subSet
-	inflight []*inflightMsg      // outgoing QoS 1/2 in send order
-	queue    []delivery          // waiting for the window or a connection
-	inQoS2   map[uint16]struct{} // inbound QoS 2 ids awaiting PUBREL
-	will     *Will
-	timers   *sessionTimers // nil until a will delay or expiry is first armed
+	client *Client // nil while offline
+	epoch  uint64
+	subs   subSet
+	f      *sessionFlow // nil until the session first holds a message or a timer
+	will   *Will
 
 	expiry     uint32 // session expiry interval, seconds; 0xFFFFFFFF never
 	nextID     uint16
 	ended      bool
 	backlogged bool // in the loop's backlog list
 
-	// queued mirrors len(queue) for other loops' publishers, which pause
-	// while it is high (flow control); waiters are the paused publishers to
-	// resume when it drains (nil while there are none: few sessions ever
-	// have any). Both are safe for concurrent use.
-	queued  atomic.Int32
+	// queued mirrors len(f.queue) for other loops' publishers, which pause
+	// while it is high (flow control). Safe for concurrent use.
+	queued atomic.Int32
+}
+
+// sessionFlow is the message state of a session: the outgoing inflight
+// window, the queue behind it, inbound QoS 2 packet ids, the timers of an
+// offline session and the publishers paused on its queue. An idle
+// connection's session never needs it, so it is allocated on first use
+// (Session.flow) and then kept.
+//
+// Every field but waitMu and waiters is touched only on the owner loop.
+// waitMu and waiters are reached by other loops' publishers, and only
+// after they saw queued at the congestion mark: f was set before the owner
+// first stored a queued count above zero, and is never unset, so they find
+// it without a lock.
+type sessionFlow struct {
+	inflight []*inflightMsg      // outgoing QoS 1/2 in send order
+	queue    []delivery          // waiting for the window or a connection
+	inQoS2   map[uint16]struct{} // inbound QoS 2 ids awaiting PUBREL
+	timers   sessionTimers
+
 	waitMu  sync.Mutex
-	waiters *[]*Client
+	waiters []*Client // paused publishers to resume when the queue drains
 }
 
 // sessionTimers are the will delay and session expiry timers of an offline
 // session. gen tells a timer that fired after it was stopped (its callback
-// was already on its way) from a live one. Once allocated they stay, so that
-// gen only grows.
+// was already on its way) from a live one. gen only grows.
 type sessionTimers struct {
 	will *time.Timer
 	exp  *time.Timer
 	gen  uint64
 }
 
+// flow returns the message state of s, allocating it on first use. Loop
+// goroutine only.
+func (s *Session) flow() *sessionFlow {
+	if s.f == nil {
+		s.f = &sessionFlow{}
+	}
+	return s.f
+}
+
+// inflightMsgs returns the outgoing QoS 1/2 messages awaiting
+// acknowledgement, oldest first. Loop goroutine only.
+func (s *Session) inflightMsgs() []*inflightMsg {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.inflight
+}
+
+// inQoS2 returns the inbound QoS 2 packet ids awaiting PUBREL (nil when
+// none). Loop goroutine only.
+func (s *Session) inQoS2() map[uint16]struct{} {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.inQoS2
+}
+
+// queueLen is the number of messages queued behind the inflight window. Loop
+// goroutine only.
+func (s *Session) queueLen() int {
+	if s.f == nil {
+		return 0
+	}
+	return len(s.f.queue)
+}
+
 // armTimers returns the timers of s, allocating them on first use. Loop
 // goroutine only.
-func (s *Session) armTimers() *sessionTimers {
-	if s.timers == nil {
-		s.timers = &sessionTimers{}
-	}
-	return s.timers
-}
+func (s *Session) armTimers() *sessionTimers { return &s.flow().timers }
 
 // timerGen is the current timer generation of s. Loop goroutine only.
 func (s *Session) timerGen() uint64 {
-	if s.timers == nil {
+	if s.f == nil {
 		return 0
 	}
-	return s.timers.gen
+	return s.f.timers.gen
 }
 
 // inflightMsg is an outgoing QoS 1/2 message awaiting acknowledgement.
@@ -118,7 +162,7 @@ func (s *Session) allocID() uint16 {
 }
 
 func (s *Session) findInflight(id uint16) int {
-	for i, m := range s.inflight {
+	for i, m := range s.inflightMsgs() {
 		if m.id == id {
 			return i
 		}
@@ -127,17 +171,18 @@ func (s *Session) findInflight(id uint16) int {
 }
 
 func (s *Session) removeInflight(i int) {
-	copy(s.inflight[i:], s.inflight[i+1:])
-	s.inflight[len(s.inflight)-1] = nil
-	s.inflight = s.inflight[:len(s.inflight)-1]
+	f := s.f
+	copy(f.inflight[i:], f.inflight[i+1:])
+	f.inflight[len(f.inflight)-1] = nil
+	f.inflight = f.inflight[:len(f.inflight)-1]
 }
 
 // stopTimers cancels pending will and expiry timers. Loop goroutine only.
 func (s *Session) stopTimers() {
-	t := s.timers
-	if t == nil {
+	if s.f == nil {
 		return // never armed: no timer callback can be on its way
 	}
+	t := &s.f.timers
 	t.gen++
 	if t.will != nil {
 		t.will.Stop()

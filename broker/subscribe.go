@@ -104,7 +104,7 @@ func (c *Client) finishSubscribe(id uint16, reasons []codec.ReasonCode, reqs []s
 			}
 		}
 	}
-	c.out = codec.AppendSuback(c.out, &ack, c.version)
+	c.out = codec.AppendSuback(c.outBuf(), &ack, c.version)
 	c.l.markDirty(c)
 	for i := range reqs {
 		if r := &reqs[i]; !r.sub.shared() && reasons[r.idx] == codec.ReasonCode(r.sub.qos) {
@@ -172,7 +172,7 @@ func (c *Client) checkFilter(in *codec.Subscription, subID uint32) (codec.Reason
 	if max := b.cfg.MaxTopicLevels; max > 0 && levels(f) > max {
 		return codec.TopicFilterInvalid, subscription{}
 	}
-	if !b.authz.CanSubscribe(c.clientID, c.user(), in.Filter) {
+	if !b.authz.CanSubscribe(c.clientID(), c.user(), in.Filter) {
 		return codec.NotAuthorized, subscription{}
 	}
 	ps := PersistedSub{Filter: key, QoS: in.QoS, SubscriptionID: subID}
@@ -239,6 +239,6 @@ func (c *Client) handleUnsubscribe(up *codec.UnsubscribePacket) {
 			})
 		}
 	}
-	c.out = codec.AppendUnsuback(c.out, &ack, c.version)
+	c.out = codec.AppendUnsuback(c.outBuf(), &ack, c.version)
 	l.markDirty(c)
 }

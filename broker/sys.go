@@ -49,7 +49,7 @@ func (b *Broker) SysTopics() [][2]string {
 func (b *Broker) sessionCount() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return len(b.clients)
+	return b.clients.len()
 }
 
 func (b *Broker) publishSys() {

@@ -87,7 +87,7 @@ func (c *Client) handleAuth(a *codec.AuthPacket) {
 		return
 	}
 	x := c.ext
-	rc, reply, st := b.eauth.Step(c.clientID, am, a.Props.AuthData, x.authState)
+	rc, reply, st := b.eauth.Step(c.clientID(), am, a.Props.AuthData, x.authState)
 	x.authState = st
 	switch rc {
 	case codec.Success:
@@ -120,6 +120,6 @@ func (c *Client) writeAuth(rc codec.ReasonCode, data []byte) {
 		a.Props.AuthData = data
 		a.Props.Set(codec.PropAuthData)
 	}
-	c.out = codec.AppendAuth(c.out, &a)
+	c.out = codec.AppendAuth(c.outBuf(), &a)
 	c.l.markDirty(c)
 }

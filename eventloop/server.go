@@ -216,7 +216,6 @@ type handler struct {
 type conn struct {
 	client broker.Client
 	c      gnet.Conn
-	l      *broker.Loop
 }
 
 func (t *conn) Write(b []byte) error {
@@ -262,8 +261,8 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		}
 		return nil, gnet.Close
 	}
-	t := &conn{c: c, l: h.s.loopFor(c.EventLoop())}
-	t.l.OpenClient(&t.client, t)
+	t := &conn{c: c}
+	h.s.loopFor(c.EventLoop()).OpenClient(&t.client, t)
 	c.SetContext(t)
 	return nil, gnet.None
 }
@@ -273,24 +272,26 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
+	l := t.client.Loop()
 	buf, _ := c.Peek(-1)
 	if len(buf) > 0 {
 		// Discard only what was consumed: gnet's Discard(0) drops every
 		// buffered byte, which would lose a partial packet or the unread
 		// packets of a publisher paused by flow control.
-		if n := t.l.Input(&t.client, buf); n > 0 {
+		if n := l.Input(&t.client, buf); n > 0 {
 			_, _ = c.Discard(n)
 		}
 	}
-	t.l.Flush()
+	l.Flush()
 	return gnet.None
 }
 
 func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
 	if t, ok := c.Context().(*conn); ok {
 		h.s.open.Add(-1)
-		t.l.Closed(&t.client)
-		t.l.Flush()
+		l := t.client.Loop()
+		l.Closed(&t.client)
+		l.Flush()
 	}
 	return gnet.None
 }
