@@ -9,8 +9,13 @@ import (
 // the broker one more for publishes from outside any loop; a router is used by
 // one goroutine at a time and keeps its slices between publishes.
 type router struct {
-	b         *Broker
-	res       routing.Result
+	b   *Broker
+	res routing.Result
+	// isPub is r.isPublisher, bound once in newRouter: a method value made
+	// per publish would allocate. pub is the client id it compares with, set
+	// only while Merge runs.
+	isPub     func(id uint64) bool
+	pub       string
 	out       [][]delivery // by destination loop index
 	touched   []int
 	local     *Loop      // deliveries for this loop stay in localD
@@ -18,7 +23,21 @@ type router struct {
 	congested []*Session // targets of QoS 1/2 deliveries whose queue is long
 }
 
-func newRouter(b *Broker) *router { return &router{b: b} }
+func newRouter(b *Broker) *router {
+	r := &router{b: b}
+	r.isPub = r.isPublisher
+	return r
+}
+
+// isPublisher reports whether session id belongs to r.pub, the client that
+// published the message being merged. The trie keeps only session ids, so No
+// Local [MQTT-3.8.3-3] compares client ids here, at one session lookup per
+// matching No Local subscription; a message forwarded from a peer node
+// carries its remote publisher's client id and is compared the same way.
+func (r *router) isPublisher(id uint64) bool {
+	s := r.b.sessions.get(id)
+	return s != nil && s.clientID == r.pub
+}
 
 // match looks topic up for publisher and reports whether anything matched.
 func (r *router) match(topic []byte, publisher string) bool {
@@ -31,8 +50,14 @@ func (r *router) match(topic []byte, publisher string) bool {
 // every subscription identifier [MQTT-3.3.4-3, MQTT-3.3.4-4]) and one per
 // shared group. It returns the number of deliveries.
 func (r *router) deliverMatched(m *Message) int {
+	var isPub func(uint64) bool // nil: no publishing client, nothing to skip
+	if m.Publisher != "" {
+		r.pub, isPub = m.Publisher, r.isPub
+	}
+	ds := r.res.Merge(isPub) // drops No Local ones [MQTT-3.8.3-3]
+	r.pub = ""
 	n := 0
-	for _, dv := range r.res.Merge(m.Publisher) { // drops No Local ones [MQTT-3.8.3-3]
+	for _, dv := range ds {
 		s := r.b.sessions.get(dv.ID)
 		if s == nil {
 			continue

@@ -31,8 +31,8 @@ func (s *subscription) key() string { return s.filter[s.keyOff:] }
 
 // subscriber is the trie's entry for s, a subscription of sess.
 func (s *subscription) subscriber(sess *Session) routing.Subscriber {
-	return routing.Subscriber{ID: sess.id, ClientID: sess.clientID, QoS: s.qos, NoLocal: s.noLocal(),
-		RetainAsPublished: s.retainAsPublished(), RetainHandling: s.rh, SubscriptionID: s.subID}
+	return routing.Subscriber{ID: sess.id, QoS: s.qos, NoLocal: s.noLocal(), RetainAsPublished: s.retainAsPublished(),
+		RetainHandling: s.rh, SubscriptionID: s.subID}
 }
 
 // persisted is s as the store keeps it.

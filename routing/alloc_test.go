@@ -14,7 +14,7 @@ func allocTrie(t testing.TB, strategy ShareStrategy, cache int) *Trie {
 		"site/7/dev/+/temp", "site/+/dev/+/temp", "site/7/#", "site/#", "#", "+/+/+/+/+",
 	}
 	for i, f := range matching {
-		mustSubscribe(t, tr, f, Subscriber{ID: uint64(i), ClientID: fmt.Sprint("c", i), QoS: byte(i % 3), SubscriptionID: uint32(i)})
+		mustSubscribe(t, tr, f, Subscriber{ID: uint64(i), QoS: byte(i % 3), SubscriptionID: uint32(i)})
 	}
 	mustSubscribe(t, tr, "$share/g/site/+/dev/+/temp", Subscriber{ID: 100})
 	mustSubscribe(t, tr, "$share/g/site/+/dev/+/temp", Subscriber{ID: 101})
@@ -25,21 +25,31 @@ func allocTrie(t testing.TB, strategy ShareStrategy, cache int) *Trie {
 	return tr
 }
 
+// publisherOf answers Merge's isPublisher the way the broker does: a method
+// value bound once, asked about the publisher set before each Merge.
+type publisherOf struct{ pub uint64 }
+
+func (p *publisherOf) is(id uint64) bool { return id == p.pub }
+
 // TestMatchAllocs is the allocation budget of the hot path: matching into a
 // warm Result allocates nothing, with or without the cache, for every
-// strategy, and so does Merge.
+// strategy, and so does Merge, No Local included.
 func TestMatchAllocs(t *testing.T) {
 	topic := []byte("site/7/dev/42/temp")
 	for _, strategy := range []ShareStrategy{ShareRoundRobin, ShareRandom, ShareHash} {
 		forEachCache(t, func(t *testing.T, cache int) {
 			tr := allocTrie(t, strategy, cache)
+			// Subscriber 3 also subscribes with No Local: skipped when it publishes.
+			mustSubscribe(t, tr, "site/7/dev/42/+", Subscriber{ID: 3, QoS: 2, NoLocal: true, SubscriptionID: 99})
+			pub := &publisherOf{}
+			isPub := pub.is
 			var r Result
 			for range 3 { // warm the Result (and admit the topic to the cache)
 				tr.Match(topic, "publisher", &r)
-				r.Merge("publisher")
+				r.Merge(isPub)
 			}
-			if len(r.Subs) != 10 || len(r.Shared) != 2 {
-				t.Fatalf("got %d plain and %d shared, want 10 and 2", len(r.Subs), len(r.Shared))
+			if len(r.Subs) != 11 || len(r.Shared) != 2 {
+				t.Fatalf("got %d plain and %d shared, want 11 and 2", len(r.Subs), len(r.Shared))
 			}
 			allocs := testing.AllocsPerRun(200, func() {
 				tr.Match(topic, "publisher", &r)
@@ -47,12 +57,18 @@ func TestMatchAllocs(t *testing.T) {
 			if allocs != 0 {
 				t.Errorf("%v: Match allocates %.1f times per run, budget 0", strategy, allocs)
 			}
+			pub.pub = 3
+			var ds []Delivery
 			allocs = testing.AllocsPerRun(200, func() {
-				tr.Match(topic, "publisher", &r)
-				r.Merge("c3")
+				tr.Match(topic, "c3", &r)
+				ds = r.Merge(isPub)
 			})
 			if allocs != 0 {
 				t.Errorf("%v: Match+Merge allocates %.1f times per run, budget 0", strategy, allocs)
+			}
+			if len(ds) != 10 || len(r.Subs) != 10 {
+				t.Errorf("%v: got %d deliveries from %d kept subscriptions, want 10 and 10 (No Local skipped)",
+					strategy, len(ds), len(r.Subs))
 			}
 		})
 	}

@@ -38,9 +38,8 @@ type Delivery struct {
 }
 
 func (r *Result) reset() {
-	clear(r.Subs) // drop ClientID references from the previous match
-	r.Subs = r.Subs[:0]
-	clear(r.Shared)
+	r.Subs = r.Subs[:0] // Subscriber holds no pointers: nothing to clear
+	clear(r.Shared)     // drop the group and filter strings of the previous match
 	r.Shared = r.Shared[:0]
 	r.groups = r.groups[:0]
 }
@@ -52,24 +51,33 @@ const mergeLinearMax = 32
 // Merge folds r.Subs into one Delivery per subscriber ID, for sending a single
 // copy to a client with overlapping subscriptions: at the maximum QoS of the
 // matching subscriptions [MQTT-3.3.5-1] and, in v5, with the identifiers of all
-// of them [MQTT-3.3.4-4]. A subscription with NoLocal whose ClientID equals
-// publisher is skipped before merging [MQTT-3.8.3-3]; another subscription of
-// the same client without NoLocal still delivers. r.Shared is not merged:
-// each shared pick is its own delivery (section 4.8.2).
+// of them [MQTT-3.3.4-4]. r.Shared is not merged: each shared pick is its own
+// delivery (section 4.8.2).
+//
+// No Local [MQTT-3.8.3-3]: a subscription with NoLocal whose ID isPublisher
+// reports as the publishing client's is skipped before merging, so another
+// subscription of the same client without NoLocal still delivers, at the QoS
+// and with the identifiers of the kept subscriptions only. isPublisher is
+// called only for NoLocal subscriptions, possibly more than once per ID; nil
+// means the message has no publishing client and nothing is skipped. The
+// trie does not keep client identifiers: the caller owns the mapping from ID
+// to client.
 //
 // The deliveries come in no particular order. Merge compacts (and for large
 // results sorts) r.Subs in place and returns a slice owned by r, valid until
 // the next Match or Merge. It does not allocate once r is warm.
-func (r *Result) Merge(publisher string) []Delivery {
-	subs := r.Subs[:0]
-	for _, s := range r.Subs {
-		if s.NoLocal && s.ClientID == publisher {
-			continue // [MQTT-3.8.3-3]
+func (r *Result) Merge(isPublisher func(id uint64) bool) []Delivery {
+	if isPublisher != nil {
+		kept := r.Subs[:0]
+		for _, s := range r.Subs {
+			if s.NoLocal && isPublisher(s.ID) {
+				continue // [MQTT-3.8.3-3]
+			}
+			kept = append(kept, s)
 		}
-		subs = append(subs, s)
+		r.Subs = kept
 	}
-	clear(r.Subs[len(subs):])
-	r.Subs = subs
+	subs := r.Subs
 	sorted := len(subs) > mergeLinearMax
 	if sorted {
 		slices.SortFunc(subs, func(a, b Subscriber) int { return cmp.Compare(a.ID, b.ID) })

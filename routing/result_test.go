@@ -9,17 +9,17 @@ import (
 func TestMergeOverlapping(t *testing.T) {
 	tr := newTestTrie(ShareRoundRobin, 0)
 	// Client 1 overlaps on three filters, client 2 on two; client 3 once.
-	mustSubscribe(t, tr, "a/b", Subscriber{ID: 1, ClientID: "c1", QoS: 0, SubscriptionID: 5})
-	mustSubscribe(t, tr, "a/+", Subscriber{ID: 1, ClientID: "c1", QoS: 2})
-	mustSubscribe(t, tr, "#", Subscriber{ID: 1, ClientID: "c1", QoS: 1, SubscriptionID: 3, RetainAsPublished: true})
-	mustSubscribe(t, tr, "a/#", Subscriber{ID: 2, ClientID: "c2", QoS: 1, SubscriptionID: 9})
-	mustSubscribe(t, tr, "+/b", Subscriber{ID: 2, ClientID: "c2", QoS: 0, SubscriptionID: 9}) // same id twice
-	mustSubscribe(t, tr, "a/b", Subscriber{ID: 3, ClientID: "c3"})
-	mustSubscribe(t, tr, "$share/g/a/b", Subscriber{ID: 1, ClientID: "c1", SubscriptionID: 7})
+	mustSubscribe(t, tr, "a/b", Subscriber{ID: 1, QoS: 0, SubscriptionID: 5})
+	mustSubscribe(t, tr, "a/+", Subscriber{ID: 1, QoS: 2})
+	mustSubscribe(t, tr, "#", Subscriber{ID: 1, QoS: 1, SubscriptionID: 3, RetainAsPublished: true})
+	mustSubscribe(t, tr, "a/#", Subscriber{ID: 2, QoS: 1, SubscriptionID: 9})
+	mustSubscribe(t, tr, "+/b", Subscriber{ID: 2, QoS: 0, SubscriptionID: 9}) // same id twice
+	mustSubscribe(t, tr, "a/b", Subscriber{ID: 3})
+	mustSubscribe(t, tr, "$share/g/a/b", Subscriber{ID: 1, SubscriptionID: 7})
 
 	var r Result
 	tr.Match([]byte("a/b"), "pub", &r)
-	ds := sortDeliveries(r.Merge("pub"))
+	ds := sortDeliveries(r.Merge(nil))
 	if len(ds) != 3 {
 		t.Fatalf("got %d deliveries, want 3: %+v", len(ds), ds)
 	}
@@ -43,14 +43,19 @@ func TestMergeNoLocal(t *testing.T) {
 	tr := newTestTrie(ShareRoundRobin, 0)
 	// [MQTT-3.8.3-3]: the no-local subscription of the publisher is skipped,
 	// its other subscription still delivers (with its own QoS and id only).
-	mustSubscribe(t, tr, "a/b", Subscriber{ID: 1, ClientID: "me", QoS: 2, NoLocal: true, SubscriptionID: 1})
-	mustSubscribe(t, tr, "a/+", Subscriber{ID: 1, ClientID: "me", QoS: 0, SubscriptionID: 2})
-	mustSubscribe(t, tr, "#", Subscriber{ID: 2, ClientID: "other", QoS: 1, NoLocal: true})
-	mustSubscribe(t, tr, "+/b", Subscriber{ID: 3, ClientID: "me", QoS: 1, NoLocal: true}) // an older session of "me"
+	mustSubscribe(t, tr, "a/b", Subscriber{ID: 1, QoS: 2, NoLocal: true, SubscriptionID: 1})
+	mustSubscribe(t, tr, "a/+", Subscriber{ID: 1, QoS: 0, SubscriptionID: 2})
+	mustSubscribe(t, tr, "#", Subscriber{ID: 2, QoS: 1, NoLocal: true})
+	mustSubscribe(t, tr, "+/b", Subscriber{ID: 3, QoS: 1, NoLocal: true}) // another session of the publisher
 
 	var r Result
+	var asked []uint64
+	isPub := func(id uint64) bool {
+		asked = append(asked, id)
+		return id == 1 || id == 3
+	}
 	tr.Match([]byte("a/b"), "me", &r)
-	ds := sortDeliveries(r.Merge("me"))
+	ds := sortDeliveries(r.Merge(isPub))
 	if len(ds) != 2 {
 		t.Fatalf("got %+v, want deliveries to IDs 1 and 2", ds)
 	}
@@ -60,13 +65,55 @@ func TestMergeNoLocal(t *testing.T) {
 	if ds[1].ID != 2 || ds[1].QoS != 1 {
 		t.Errorf("other client's delivery %+v, want ID 2 QoS 1", ds[1])
 	}
+	// Only the three No Local subscriptions are asked about.
+	slices.Sort(asked)
+	if !slices.Equal(asked, []uint64{1, 2, 3}) {
+		t.Errorf("isPublisher asked about %v, want the No Local subscriptions' IDs 1, 2, 3", asked)
+	}
+
+	// nil: no publishing client, nothing skipped.
+	tr.Match([]byte("a/b"), "", &r)
+	ds = sortDeliveries(r.Merge(nil))
+	if len(ds) != 3 || ds[0].ID != 1 || ds[0].QoS != 2 || !slices.Equal(ds[0].SubscriptionIDs, []uint32{1, 2}) ||
+		ds[1].ID != 2 || ds[2].ID != 3 {
+		t.Errorf("Merge(nil) = %+v, want IDs 1 (QoS 2, ids 1 and 2), 2 and 3", ds)
+	}
 
 	// Everything filtered: no deliveries.
 	tr.Unsubscribe("a/+", 1)
 	tr.Unsubscribe("#", 2)
 	tr.Match([]byte("a/b"), "me", &r)
-	if ds := r.Merge("me"); len(ds) != 0 {
+	if ds := r.Merge(isPub); len(ds) != 0 {
 		t.Fatalf("got %+v, want none", ds)
+	}
+}
+
+// TestMergeNoLocalPaths applies No Local on the linear (10 subscribers) and
+// the sorted (50) merge paths: every third subscriber is the publisher's and
+// keeps only its subscription without No Local.
+func TestMergeNoLocalPaths(t *testing.T) {
+	for _, n := range []uint64{10, 50} {
+		tr := newTestTrie(ShareRoundRobin, 0)
+		for id := range n {
+			mustSubscribe(t, tr, "x/y", Subscriber{ID: id, QoS: 2, NoLocal: true, SubscriptionID: uint32(2*id + 2)})
+			mustSubscribe(t, tr, "x/+", Subscriber{ID: id, QoS: 0, SubscriptionID: uint32(2*id + 1)})
+		}
+		isPub := func(id uint64) bool { return id%3 == 0 }
+		var r Result
+		tr.Match([]byte("x/y"), "", &r)
+		ds := sortDeliveries(r.Merge(isPub))
+		if uint64(len(ds)) != n {
+			t.Fatalf("n=%d: got %d deliveries", n, len(ds))
+		}
+		for i, d := range ds {
+			wantQoS, want := byte(2), []uint32{uint32(2*i + 1), uint32(2*i + 2)}
+			if isPub(uint64(i)) {
+				wantQoS, want = 0, want[:1]
+			}
+			if d.ID != uint64(i) || d.QoS != wantQoS || !slices.Equal(d.SubscriptionIDs, want) {
+				t.Fatalf("n=%d: delivery %d = %+v, want QoS %d ids %v", n, i, d, wantQoS, want)
+			}
+		}
 	}
 }
 
@@ -85,7 +132,7 @@ func TestMergeSubscriptionIDs(t *testing.T) {
 		}
 		var r Result
 		tr.Match([]byte("x/y"), "", &r)
-		ds := sortDeliveries(r.Merge(""))
+		ds := sortDeliveries(r.Merge(nil))
 		if uint64(len(ds)) != n {
 			t.Fatalf("n=%d: got %d deliveries", n, len(ds))
 		}

@@ -10,7 +10,7 @@ import (
 func sharedTrie(t testing.TB, strategy ShareStrategy, n int) *Trie {
 	tr := newTestTrie(strategy, 0)
 	for id := 1; id <= n; id++ {
-		mustSubscribe(t, tr, "$share/g/t/+", Subscriber{ID: uint64(id), ClientID: fmt.Sprint("c", id)})
+		mustSubscribe(t, tr, "$share/g/t/+", Subscriber{ID: uint64(id)})
 	}
 	return tr
 }

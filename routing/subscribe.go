@@ -10,8 +10,8 @@ import "strings"
 // may be a plain subscriber and a member of several groups of one filter.
 //
 // filter must pass codec.ValidateTopicFilter; otherwise the error wraps
-// ErrInvalidFilter. The trie copies the parts of filter it keeps; s.ClientID
-// is kept as given. Safe for concurrent use (takes the write lock).
+// ErrInvalidFilter. The trie copies the parts of filter it keeps. Safe for
+// concurrent use (takes the write lock).
 func (t *Trie) Subscribe(filter string, s Subscriber) (replaced bool, err error) {
 	pf, err := parseFilter(filter)
 	if err != nil {

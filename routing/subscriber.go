@@ -3,20 +3,22 @@ package routing
 import "math/bits"
 
 // Subscriber is what the trie stores per (filter, subscriber) and copies into
-// match results. It is a plain value: results never point into the trie, so a
-// Result stays valid after a concurrent Subscribe or Unsubscribe.
+// match results. It is a plain 16-byte value without pointers: results never
+// point into the trie, so a Result stays valid after a concurrent Subscribe or
+// Unsubscribe, and the garbage collector never scans a subscriber list
+// (TestSubscriberSize keeps it so).
 type Subscriber struct {
 	// ID is the session handle chosen by the broker. Within one filter (or one
-	// shared group of a filter) an ID appears at most once [MQTT-3.8.4-3].
+	// shared group of a filter) an ID appears at most once [MQTT-3.8.4-3]. It
+	// is also how No Local finds the publisher's own subscriptions: see
+	// Result.Merge.
 	ID uint64
-	// ClientID is the subscriber's client identifier, compared with the
-	// publisher's for No Local [MQTT-3.8.3-3].
-	ClientID string
 	// QoS is the granted maximum QoS of the subscription (0, 1 or 2).
 	QoS byte
 	// NoLocal: do not deliver messages this client published itself
-	// [MQTT-3.8.3-3]. A protocol error on a shared subscription [MQTT-3.8.3-4];
-	// the broker rejects that before it reaches the trie.
+	// [MQTT-3.8.3-3]; Merge asks the caller whether ID is the publisher's. A
+	// protocol error on a shared subscription [MQTT-3.8.3-4]; the broker
+	// rejects that before it reaches the trie.
 	NoLocal bool
 	// RetainAsPublished keeps the RETAIN flag of forwarded messages
 	// [MQTT-3.3.1-12, MQTT-3.3.1-13].
@@ -59,7 +61,7 @@ type subIndex struct {
 }
 
 // indexThreshold is the size from which a subList keeps an ID index. Below it a
-// linear scan over 32-byte entries is cheaper than hashing.
+// linear scan over 16-byte entries is cheaper than hashing.
 const indexThreshold = 16
 
 // minIndexSlots is the smallest index table; indexThreshold+1 entries fill
@@ -130,8 +132,7 @@ func (s *subList) remove(id uint64) bool {
 	}
 	last := len(s.list) - 1
 	s.list[i] = s.list[last]
-	s.list[last] = Subscriber{} // drop the ClientID reference
-	s.list = s.list[:last]
+	s.list = s.list[:last] // Subscriber holds no pointers: the stale tail pins nothing
 	if s.index != nil {
 		if len(s.list) <= indexThreshold/2 {
 			s.index = nil

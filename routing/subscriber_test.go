@@ -1,8 +1,8 @@
 package routing
 
 import (
-	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"testing"
 	"unsafe"
@@ -195,7 +195,7 @@ func TestSubListModel(t *testing.T) {
 						t.Fatalf("step %d: remove(%#x) = %v, want %v", step, id, got, want)
 					}
 				} else {
-					sub := Subscriber{ID: id, QoS: byte(step % 3), ClientID: fmt.Sprint("c", step)}
+					sub := Subscriber{ID: id, QoS: byte(step % 3)}
 					want := hasKey(model, id)
 					model[id] = sub
 					if got := s.put(sub); got != want {
@@ -289,5 +289,23 @@ func TestSubListHashSpread(t *testing.T) {
 func TestNodeSize(t *testing.T) {
 	if n := unsafe.Sizeof(node{}); n > 64 {
 		t.Fatalf("node is %d bytes, want at most 64", n)
+	}
+}
+
+// TestSubscriberSize keeps Subscriber a 16-byte value without pointers: the
+// trie stores one per (filter, subscriber), every match copies them, and
+// pointer-free lists are never scanned by the garbage collector. No Local
+// needs no client id in it (Result.Merge asks the caller about the ID).
+func TestSubscriberSize(t *testing.T) {
+	if n := unsafe.Sizeof(Subscriber{}); n != 16 {
+		t.Errorf("Subscriber is %d bytes, want 16", n)
+	}
+	typ := reflect.TypeFor[Subscriber]()
+	for i := range typ.NumField() {
+		switch f := typ.Field(i); f.Type.Kind() {
+		case reflect.Bool, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		default:
+			t.Errorf("Subscriber.%s is a %v; keep the fields pointer-free", f.Name, f.Type)
+		}
 	}
 }
