@@ -18,6 +18,8 @@ type Transport interface {
 	// OutboundBuffered is the number of bytes written but not yet sent.
 	OutboundBuffered() int
 	// Close flushes what is buffered, best effort, and closes the connection.
+	// Called while the client's Input runs (Client.Reading), it may instead
+	// close the connection as soon as Input returns.
 	Close()
 	// Resume asks for Input to be called again with the bytes already
 	// buffered, after the client stopped consuming while its CONNECT was in
@@ -43,7 +45,7 @@ type Client struct {
 	t        Transport
 	s        *Session // nil until the CONNECT is answered, and once detached
 	deadline int64    // unix nanoseconds
-	out      []byte   // bytes to write at the next Flush, nil between flushes
+	out      *outBuf  // bytes to write at the next Flush, nil between flushes
 	ext      *clientExt
 
 	// Limits the client set (v5) or defaults.
@@ -129,6 +131,14 @@ func (c *Client) keepAliveGrace() int64 {
 // Loop returns the loop c belongs to.
 func (c *Client) Loop() *Loop { return c.l }
 
+// Closed reports whether the broker has closed c. Loop goroutine only.
+func (c *Client) Closed() bool { return c.closed }
+
+// Reading reports whether c's Input is running: a Transport closed from
+// within it may close once Input has returned (see Transport.Close). Loop
+// goroutine only.
+func (c *Client) Reading() bool { return c.l.reading == c }
+
 // x returns c's extension, allocating it on first use.
 func (c *Client) x() *clientExt {
 	if c.ext == nil {
@@ -185,6 +195,8 @@ func (l *Loop) OpenClient(c *Client, t Transport) {
 // flight (see Transport.Resume). After a fatal error it closes the client and
 // reports all of data consumed. Loop goroutine only.
 func (l *Loop) Input(c *Client, data []byte) int {
+	l.reading = c
+	defer func() { l.reading = nil }()
 	l.now = time.Now().UnixNano()
 	l.b.stats.BytesReceived.Add(uint64(len(data)))
 	done := 0
@@ -286,7 +298,8 @@ func (c *Client) handle(pk *codec.Packet) {
 	case codec.Unsubscribe:
 		c.handleUnsubscribe(&pk.Unsubscribe)
 	case codec.Pingreq:
-		c.out = append(c.outBuf(), byte(codec.Pingresp)<<4, 0) // [MQTT-3.12.4-1]
+		ob := c.outBuf()
+		ob.b = append(ob.b, byte(codec.Pingresp)<<4, 0) // [MQTT-3.12.4-1]
 		c.l.markDirty(c)
 	case codec.Disconnect:
 		c.handleDisconnect(&pk.Disconnect)
@@ -340,7 +353,8 @@ func (c *Client) disconnect(rc codec.ReasonCode) {
 	if c.version == codec.V5 && c.state == stateConnected {
 		var d codec.DisconnectPacket
 		d.Reason = rc
-		c.out = codec.AppendDisconnect(c.outBuf(), &d, codec.V5)
+		ob := c.outBuf()
+		ob.b = codec.AppendDisconnect(ob.b, &d, codec.V5)
 	}
 	c.abort()
 }
@@ -350,11 +364,11 @@ func (c *Client) abort() {
 	if c.closed {
 		return
 	}
-	if len(c.out) > 0 {
-		_ = c.t.Write(c.out)
+	if c.out != nil {
+		_ = c.t.Write(c.out.b)
+		c.l.putBuf(c.out)
+		c.out = nil
 	}
-	c.l.putBuf(c.out)
-	c.out = nil
 	c.closed = true
 	c.t.Close()
 	c.l.Closed(c)
@@ -362,5 +376,5 @@ func (c *Client) abort() {
 
 // overHighWater reports whether the connection has too much unsent data.
 func (c *Client) overHighWater() bool {
-	return c.t.OutboundBuffered()+len(c.out) > c.l.b.cfg.OutboundHighWater
+	return c.t.OutboundBuffered()+c.pending() > c.l.b.cfg.OutboundHighWater
 }

@@ -15,8 +15,10 @@ type clientIndex struct {
 	n     int
 }
 
-// minIndexSlots is the smallest table; the table grows past a load of 3/4
-// and shrinks below 1/8.
+// minIndexSlots is the smallest table. The table doubles past a load of 3/4
+// and, below 1/16, shrinks to a quarter (to a load under 1/4), so that a
+// mass disconnect rebuilds it a few times rather than at every halving; it
+// is dropped when empty.
 const minIndexSlots = 16
 
 func newClientIndex() clientIndex { return clientIndex{seed: maphash.MakeSeed()} }
@@ -98,8 +100,11 @@ func (x *clientIndex) remove(s *Session) bool {
 	}
 	x.slots[i] = nil
 	x.n--
-	if len(x.slots) > minIndexSlots && x.n*8 < len(x.slots) {
-		x.resize(len(x.slots) / 2)
+	switch {
+	case x.n == 0:
+		x.slots = nil
+	case len(x.slots) > minIndexSlots && x.n*16 < len(x.slots):
+		x.resize(max(minIndexSlots, len(x.slots)/4))
 	}
 	return true
 }

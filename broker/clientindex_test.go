@@ -60,8 +60,19 @@ func TestClientIndexModel(t *testing.T) {
 			t.Fatalf("final: get(%q) wrong", id)
 		}
 	}
-	if len(x.slots) > minIndexSlots && x.n*8 < len(x.slots) {
+	if len(x.slots) > minIndexSlots && x.n*16 < len(x.slots) {
 		t.Fatalf("table of %d slots for %d entries did not shrink", len(x.slots), x.n)
+	}
+	for _, s := range model {
+		x.remove(s)
+	}
+	if x.len() != 0 || x.slots != nil {
+		t.Fatalf("emptied: len %d, %d slots kept", x.len(), len(x.slots))
+	}
+	s := &Session{clientID: "again"}
+	x.put(s)
+	if x.get("again") != s {
+		t.Fatal("put after emptying: not found")
 	}
 }
 

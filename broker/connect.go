@@ -263,7 +263,8 @@ func (l *Loop) kickForTakeover(s *Session, oc *Client) {
 		if oc.version == codec.V5 {
 			var d codec.DisconnectPacket
 			d.Reason = codec.SessionTakenOver
-			oc.out = codec.AppendDisconnect(oc.outBuf(), &d, codec.V5)
+			ob := oc.outBuf()
+			ob.b = codec.AppendDisconnect(ob.b, &d, codec.V5)
 		}
 	}
 	if w := s.will; w != nil && w.Delay == 0 {
@@ -316,7 +317,8 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 		if m.released {
 			var a codec.AckPacket
 			a.PacketID = m.id
-			c.out = codec.AppendAck(c.outBuf(), codec.Pubrel, &a, c.version)
+			ob := c.outBuf()
+			ob.b = codec.AppendAck(ob.b, codec.Pubrel, &a, c.version)
 		} else {
 			c.writePublish(&m.d, m.id, true)
 		}
@@ -481,7 +483,8 @@ func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInf
 			pr.Set(codec.PropResponseInfo)
 		}
 	}
-	c.out = codec.AppendConnack(c.outBuf(), &p, c.version)
+	ob := c.outBuf()
+	ob.b = codec.AppendConnack(ob.b, &p, c.version)
 	c.l.markDirty(c)
 }
 

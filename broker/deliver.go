@@ -170,7 +170,8 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 		}
 		return
 	}
-	c.out = codec.AppendPublish(c.outBuf(), p, c.version)
+	ob := c.outBuf()
+	ob.b = codec.AppendPublish(ob.b, p, c.version)
 	l.b.stats.PublishSent.Add(1)
 	l.b.stats.MessagesSent.Add(1)
 	l.markDirty(c)

@@ -41,7 +41,8 @@ type Loop struct {
 	rs         retainedSink       // sendRetained's subscription
 	rsSend     func(*Message)     // l.sendRetainedMsg, bound once
 	keyBuf     []byte             // sendRetained's filter
-	spare      [][]byte           // output buffers between flushes (see outBuf)
+	reading    *Client            // the client whose Input is running
+	spare      []*outBuf          // output buffers between flushes (see Client.outBuf)
 	spareLow   int                // fewest spare buffers held since the last Tick
 }
 
@@ -118,15 +119,21 @@ func (l *Loop) Flush() {
 		l.dirty = l.dirtySpare[:0]
 		for i, c := range batch {
 			c.dirty = false
-			if !c.closed && len(c.out) > 0 {
-				l.b.stats.BytesSent.Add(uint64(len(c.out)))
-				if err := c.t.Write(c.out); err != nil {
+			if c.out == nil {
+				batch[i] = nil
+				continue
+			}
+			if n := len(c.out.b); !c.closed && n > 0 {
+				l.b.stats.BytesSent.Add(uint64(n))
+				if err := c.t.Write(c.out.b); err != nil {
 					c.closed = true
 					c.t.Close()
 				}
 			}
-			l.putBuf(c.out)
-			c.out = nil
+			if c.out != nil { // a Close from within Write already gave it back
+				l.putBuf(c.out)
+				c.out = nil
+			}
 			batch[i] = nil
 		}
 		l.dirtySpare = batch[:0]
@@ -145,8 +152,12 @@ func (l *Loop) Flush() {
 // rather than kept.
 const maxSpareCap = 16 << 10
 
+// outBuf is an output buffer. A Client holds it by pointer, so that a
+// connection without one pays a word rather than a slice header.
+type outBuf struct{ b []byte }
+
 // outBuf returns c's output buffer, taking a spare if it has none.
-func (c *Client) outBuf() []byte {
+func (c *Client) outBuf() *outBuf {
 	if c.out == nil {
 		l := c.l
 		if n := len(l.spare); n > 0 {
@@ -154,15 +165,26 @@ func (c *Client) outBuf() []byte {
 			l.spare[n-1] = nil
 			l.spare = l.spare[:n-1]
 			l.spareLow = min(l.spareLow, n-1)
+		} else {
+			c.out = &outBuf{}
 		}
 	}
 	return c.out
 }
 
-// putBuf keeps b, written, as a spare.
-func (l *Loop) putBuf(b []byte) {
-	if b != nil && cap(b) <= maxSpareCap {
-		l.spare = append(l.spare, b[:0])
+// pending is the number of bytes c has waiting for the next Flush.
+func (c *Client) pending() int {
+	if c.out == nil {
+		return 0
+	}
+	return len(c.out.b)
+}
+
+// putBuf keeps o, written, as a spare.
+func (l *Loop) putBuf(o *outBuf) {
+	if cap(o.b) <= maxSpareCap {
+		o.b = o.b[:0]
+		l.spare = append(l.spare, o)
 	}
 }
 
@@ -175,7 +197,7 @@ func (l *Loop) trimSpares() {
 		l.spare = l.spare[:k]
 	}
 	if cap(l.spare) > 64 && len(l.spare) < cap(l.spare)/4 {
-		l.spare = append([][]byte(nil), l.spare...)
+		l.spare = append([]*outBuf(nil), l.spare...)
 	}
 	l.spareLow = len(l.spare)
 }

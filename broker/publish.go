@@ -253,7 +253,8 @@ func (c *Client) writeAck(t codec.PacketType, id uint16, rc codec.ReasonCode) {
 	var a codec.AckPacket
 	a.PacketID = id
 	a.Reason = rc
-	c.out = codec.AppendAck(c.outBuf(), t, &a, c.version)
+	ob := c.outBuf()
+	ob.b = codec.AppendAck(ob.b, t, &a, c.version)
 	c.l.markDirty(c)
 }
 

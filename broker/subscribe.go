@@ -104,7 +104,8 @@ func (c *Client) finishSubscribe(id uint16, reasons []codec.ReasonCode, reqs []s
 			}
 		}
 	}
-	c.out = codec.AppendSuback(c.outBuf(), &ack, c.version)
+	ob := c.outBuf()
+	ob.b = codec.AppendSuback(ob.b, &ack, c.version)
 	c.l.markDirty(c)
 	for i := range reqs {
 		if r := &reqs[i]; !r.sub.shared() && reasons[r.idx] == codec.ReasonCode(r.sub.qos) {
@@ -239,6 +240,7 @@ func (c *Client) handleUnsubscribe(up *codec.UnsubscribePacket) {
 			})
 		}
 	}
-	c.out = codec.AppendUnsuback(c.outBuf(), &ack, c.version)
+	ob := c.outBuf()
+	ob.b = codec.AppendUnsuback(ob.b, &ack, c.version)
 	l.markDirty(c)
 }

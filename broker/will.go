@@ -120,6 +120,7 @@ func (c *Client) writeAuth(rc codec.ReasonCode, data []byte) {
 		a.Props.AuthData = data
 		a.Props.Set(codec.PropAuthData)
 	}
-	c.out = codec.AppendAuth(c.outBuf(), &a)
+	ob := c.outBuf()
+	ob.b = codec.AppendAuth(ob.b, &a)
 	c.l.markDirty(c)
 }

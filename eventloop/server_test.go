@@ -77,3 +77,72 @@ func TestPacketsSplitAcrossReads(t *testing.T) {
 		}
 	}
 }
+
+// TestCloseFromInput: a connection the broker closes while reading it (a
+// DISCONNECT, a malformed packet) is closed by OnTraffic's return: the
+// client reads what was written before it (the CONNACK, for the malformed
+// case a v5 DISCONNECT) and then EOF, and the server counts no open
+// connection afterwards.
+func TestCloseFromInput(t *testing.T) {
+	srv := startServer(t, Options{Loops: 1})
+	v5 := codec.ConnectPacket{Version: codec.V5, CleanStart: true, ClientID: []byte("bye")}
+	cases := []struct {
+		name string
+		tail []byte // sent after the CONNECT
+		want []codec.PacketType
+	}{
+		{"disconnect", codec.AppendDisconnect(nil, &codec.DisconnectPacket{}, codec.V5), []codec.PacketType{codec.Connack}},
+		{"malformed", []byte{0x30, 0x02, 0xff, 0xff}, []codec.PacketType{codec.Connack, codec.Disconnect}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := net.Dial("tcp", srv.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			stream := append(codec.AppendConnect(nil, &v5), tc.tail...)
+			if _, err := conn.Write(stream); err != nil {
+				t.Fatal(err)
+			}
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			var got []codec.PacketType
+			var pk codec.Packet
+			var buf []byte
+			tmp := make([]byte, 4096)
+			for {
+				m, rerr := conn.Read(tmp)
+				buf = append(buf, tmp[:m]...)
+				if rerr != nil {
+					if ne, ok := rerr.(net.Error); ok && ne.Timeout() {
+						t.Fatalf("not closed: read %v", got)
+					}
+					break // EOF or reset: closed
+				}
+			}
+			for len(buf) > 0 {
+				n, err := codec.Decode(buf, codec.V5, 0, &pk)
+				if err != nil {
+					t.Fatalf("after %v: %v", got, err)
+				}
+				got = append(got, pk.Type)
+				buf = buf[n:]
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("read %v before the close, want %v", got, tc.want)
+			}
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("read %v before the close, want %v", got, tc.want)
+				}
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for srv.open.Load() != 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d connections still open", srv.open.Load())
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
