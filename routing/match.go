@@ -68,7 +68,7 @@ func (t *Trie) matchTopic(topic []byte, r *Result) {
 	// [MQTT-4.7.2-1]: a topic starting with '$' is not matched by a filter
 	// starting with a wildcard, so skip the root's '+' and '#' and follow the
 	// literal first level only ("$SYS/#" still matches "$SYS/x" and "$SYS").
-	n := t.root.nodes[string(toks[0])]
+	n := t.root.literal(toks[0])
 	if n == nil {
 		return
 	}
@@ -97,7 +97,7 @@ func matchLevel(l *level, toks [][]byte, r *Result) {
 		if pwc = l.plus; pwc != nil && i < last && pwc.next != nil {
 			matchLevel(pwc.next, toks[i+1:], r) // '+' matches exactly this level
 		}
-		n = l.nodes[string(tok)] // no allocation: the compiler elides the copy
+		n = l.literal(tok)
 		if n == nil {
 			l = nil
 		} else {

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -209,4 +210,82 @@ func checkStable(t *testing.T, stable *model, topic string, r *Result) {
 			return
 		}
 	}
+}
+
+// TestWideLevelsMatchNaive drives levels across fewMax literal children in
+// both directions (slice to map and back), against the naive model: 30
+// sibling names under "w", each with a child level, subscribed in random
+// order until most exist, then unsubscribed down to a few, several times,
+// with every topic of the vocabulary matched after each change.
+func TestWideLevelsMatchNaive(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	tr := newTestTrie(ShareRoundRobin, 0)
+	m := newModel()
+	const names = 30
+	filter := func(k, shape int) string {
+		switch shape {
+		case 0:
+			return "w/n" + strconv.Itoa(k)
+		case 1:
+			return "w/n" + strconv.Itoa(k) + "/x"
+		default:
+			return "n" + strconv.Itoa(k) + "/+"
+		}
+	}
+	topics := []string{"w", "w/zz", "w/zz/x"}
+	for k := range names {
+		topics = append(topics, "w/n"+strconv.Itoa(k), "w/n"+strconv.Itoa(k)+"/x", "n"+strconv.Itoa(k)+"/x")
+	}
+	type sub struct {
+		f  string
+		id uint64
+	}
+	var live []sub
+	var r Result
+	check := func(when string) {
+		t.Helper()
+		for _, topic := range topics {
+			m.check(t, tr, topic, &r)
+		}
+		if t.Failed() {
+			t.Fatalf("after %s", when)
+		}
+	}
+	sawMap, sawFewAgain := false, false
+	for cycle := range 4 {
+		for len(live) < 3*names*2/3 {
+			s := sub{filter(rng.IntN(names), rng.IntN(3)), uint64(rng.IntN(3))}
+			want := m.subscribe(s.f, Subscriber{ID: s.id})
+			if got := mustSubscribe(t, tr, s.f, Subscriber{ID: s.id}); got != want {
+				t.Fatalf("Subscribe(%q) replaced = %v, model %v", s.f, got, want)
+			}
+			if !want {
+				live = append(live, s)
+			}
+			check("subscribe " + s.f)
+		}
+		sawMap = sawMap || tr.root.literalString("w").next.nodes != nil
+		for len(live) > 4 {
+			i := rng.IntN(len(live))
+			s := live[i]
+			want := m.unsubscribe(s.f, s.id)
+			if got := tr.Unsubscribe(s.f, s.id); got != want || !got {
+				t.Fatalf("cycle %d: Unsubscribe(%q, %d) = %v, model %v", cycle, s.f, s.id, got, want)
+			}
+			live[i] = live[len(live)-1]
+			live = live[:len(live)-1]
+			check("unsubscribe " + s.f)
+		}
+		if w := tr.root.literalString("w"); w != nil && w.next != nil && w.next.nodes == nil {
+			sawFewAgain = true
+		}
+	}
+	if !sawMap || !sawFewAgain {
+		t.Fatalf("levels did not cross fewMax both ways: map %v, slice again %v", sawMap, sawFewAgain)
+	}
+	for _, s := range live {
+		m.unsubscribe(s.f, s.id)
+		tr.Unsubscribe(s.f, s.id)
+	}
+	assertEmpty(t, tr)
 }

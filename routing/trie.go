@@ -41,12 +41,29 @@ type Trie struct {
 	groups  atomic.Int64 // shared groups
 }
 
-// level is one '/'-separated level of the trie. Trie.mu must be held.
+// level is one '/'-separated level of the trie. Its literal children are a
+// short slice while there are at most fewMax of them, a map past that: most
+// levels below the first few have one child ("devices/{id}/cmd" makes a
+// level per device under "devices", each with the single child "cmd"), and
+// a one-entry map costs about ten times a one-entry slice. Trie.mu must be
+// held.
 type level struct {
-	nodes map[string]*node // literal children; nil until the first one
+	few   []child          // literal children while at most fewMax; nil once nodes is used
+	nodes map[string]*node // literal children past fewMax; nil until then
 	plus  *node            // '+' child
 	hash  *node            // '#' child; never has a next level
 }
+
+// child is a literal child of a level.
+type child struct {
+	tok string
+	n   *node
+}
+
+// fewMax is the number of literal children a level keeps in a slice,
+// searched linearly; a level with more keeps a map, and goes back to a slice
+// when it falls to fewMax/2.
+const fewMax = 8
 
 // node is one filter level; subs and shared hold the subscriptions whose
 // filter ends here. Trie.mu must be held.
@@ -82,7 +99,83 @@ func (t *Trie) SharedGroups() int { return int(t.groups.Load()) }
 func (t *Trie) Strategy() ShareStrategy { return t.strategy }
 
 func (l *level) empty() bool {
-	return len(l.nodes) == 0 && l.plus == nil && l.hash == nil
+	return len(l.few) == 0 && len(l.nodes) == 0 && l.plus == nil && l.hash == nil
+}
+
+// literal returns the literal child tok, or nil. Trie.mu must be held.
+func (l *level) literal(tok []byte) *node {
+	if l.nodes != nil {
+		return l.nodes[string(tok)] // no allocation: the compiler elides the copy
+	}
+	for i := range l.few {
+		if l.few[i].tok == string(tok) {
+			return l.few[i].n
+		}
+	}
+	return nil
+}
+
+// literalString is literal for a string token.
+func (l *level) literalString(tok string) *node {
+	if l.nodes != nil {
+		return l.nodes[tok]
+	}
+	for i := range l.few {
+		if l.few[i].tok == tok {
+			return l.few[i].n
+		}
+	}
+	return nil
+}
+
+// addLiteral links n as the literal child tok, which must not exist. Lock
+// must be held.
+func (l *level) addLiteral(tok string, n *node) {
+	tok = strings.Clone(tok) // do not pin the whole filter string
+	if l.nodes != nil {
+		l.nodes[tok] = n
+		return
+	}
+	if len(l.few) < fewMax {
+		l.few = append(l.few, child{tok, n})
+		return
+	}
+	l.nodes = make(map[string]*node, 2*fewMax)
+	for _, c := range l.few {
+		l.nodes[c.tok] = c.n
+	}
+	l.nodes[tok] = n
+	l.few = nil
+}
+
+// removeLiteral unlinks the literal child tok. Lock must be held.
+func (l *level) removeLiteral(tok string) {
+	if l.nodes != nil {
+		delete(l.nodes, tok)
+		if len(l.nodes) <= fewMax/2 {
+			few := make([]child, 0, len(l.nodes))
+			for t, n := range l.nodes {
+				few = append(few, child{t, n})
+			}
+			l.nodes = nil
+			if len(few) > 0 {
+				l.few = few
+			}
+		}
+		return
+	}
+	for i := range l.few {
+		if l.few[i].tok == tok {
+			last := len(l.few) - 1
+			l.few[i] = l.few[last]
+			l.few[last] = child{}
+			l.few = l.few[:last]
+			break
+		}
+	}
+	if len(l.few) == 0 {
+		l.few = nil
+	}
 }
 
 func (n *node) empty() bool {
@@ -104,13 +197,10 @@ func (l *level) child(tok string, create bool) *node {
 		}
 		return l.hash
 	}
-	n := l.nodes[tok]
+	n := l.literalString(tok)
 	if n == nil && create {
-		if l.nodes == nil {
-			l.nodes = make(map[string]*node)
-		}
 		n = &node{}
-		l.nodes[strings.Clone(tok)] = n // do not pin the whole filter string
+		l.addLiteral(tok, n)
 	}
 	return n
 }
@@ -123,10 +213,7 @@ func (l *level) removeChild(tok string) {
 	case "#":
 		l.hash = nil
 	default:
-		delete(l.nodes, tok)
-		if len(l.nodes) == 0 {
-			l.nodes = nil
-		}
+		l.removeLiteral(tok)
 	}
 }
 

@@ -382,7 +382,7 @@ func assertEmpty(t *testing.T, tr *Trie) {
 	t.Helper()
 	tr.mu.RLock()
 	defer tr.mu.RUnlock()
-	if !tr.root.empty() || tr.root.nodes != nil || tr.root.plus != nil || tr.root.hash != nil {
+	if !tr.root.empty() || tr.root.nodes != nil || tr.root.few != nil || tr.root.plus != nil || tr.root.hash != nil {
 		t.Fatalf("trie not pruned: root %+v", tr.root)
 	}
 	if tr.Subscriptions() != 0 || tr.Filters() != 0 || tr.SharedGroups() != 0 {
