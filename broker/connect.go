@@ -143,11 +143,6 @@ func (c *Client) claim(cleanStart bool, ack connackInfo) {
 	c.state = stateConnecting
 	ack.cleanStart = cleanStart
 	l := c.l
-	if ms, ok := l.b.store.(*MemoryStore); ok {
-		// It answers at once: no callback to allocate for every CONNECT.
-		c.finishConnect(ms.claim(), nil, ack)
-		return
-	}
 	req := ClaimRequest{ClientID: ack.clientID, CleanStart: cleanStart, Expiry: ack.expiry, ProtocolVersion: byte(c.version), Will: c.pendingWill()}
 	inline := true
 	l.b.store.Claim(req, func(res ClaimResult, err error) {
