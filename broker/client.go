@@ -66,10 +66,6 @@ type Client struct {
 	stalled    bool // bytes arrived while the CONNECT was in flight
 }
 
-// A Client holds no Request Problem Information flag: the broker sends no
-// Reason String and no User Property in any packet, so it never sends what a
-// client asking for 0 forbids [MQTT-3.1.2-29].
-
 // clientExt is the state that only some connections need: a user name,
 // enhanced authentication, topic aliases, the will until the session takes
 // it, flow control and acknowledgements waiting for a commit. It is

@@ -53,6 +53,9 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 			c.x().aliasMax = p.TopicAliasMaximum
 		}
 		respInfo = p.RequestResponseInfo == 1
+		// Request Problem Information needs no state: the broker sends no
+		// Reason String and no User Property in any packet, so it never
+		// sends what a client asking for 0 forbids [MQTT-3.1.2-29].
 	}
 
 	// Session expiry: v5 from the property; 3.1.1 persistent sessions last

@@ -264,7 +264,7 @@ func TestWideLevelsMatchNaive(t *testing.T) {
 			}
 			check("subscribe " + s.f)
 		}
-		sawMap = sawMap || tr.root.literalString("w").next.nodes != nil
+		sawMap = sawMap || tr.root.literal([]byte("w")).next.nodes != nil
 		for len(live) > 4 {
 			i := rng.IntN(len(live))
 			s := live[i]
@@ -276,7 +276,7 @@ func TestWideLevelsMatchNaive(t *testing.T) {
 			live = live[:len(live)-1]
 			check("unsubscribe " + s.f)
 		}
-		if w := tr.root.literalString("w"); w != nil && w.next != nil && w.next.nodes == nil {
+		if w := tr.root.literal([]byte("w")); w != nil && w.next != nil && w.next.nodes == nil {
 			sawFewAgain = true
 		}
 	}

@@ -115,19 +115,6 @@ func (l *level) literal(tok []byte) *node {
 	return nil
 }
 
-// literalString is literal for a string token.
-func (l *level) literalString(tok string) *node {
-	if l.nodes != nil {
-		return l.nodes[tok]
-	}
-	for i := range l.few {
-		if l.few[i].tok == tok {
-			return l.few[i].n
-		}
-	}
-	return nil
-}
-
 // addLiteral links n as the literal child tok, which must not exist. Lock
 // must be held.
 func (l *level) addLiteral(tok string, n *node) {
@@ -197,7 +184,7 @@ func (l *level) child(tok string, create bool) *node {
 		}
 		return l.hash
 	}
-	n := l.literalString(tok)
+	n := l.literal([]byte(tok)) // subscribe path: a short token converts on the stack
 	if n == nil && create {
 		n = &node{}
 		l.addLiteral(tok, n)
