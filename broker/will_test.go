@@ -171,11 +171,16 @@ func TestWillDelay(t *testing.T) {
 func TestWillRetained(t *testing.T) {
 	t.Parallel()
 	tb := startBroker(t, nil)
-	for _, vv := range bothVersions {
+	for i, vv := range bothVersions {
 		cp := withWill(connV(vv.v, "wr-"+vv.name, true, 0), "will/ret/"+vv.name, "retained will", 0)
 		cp.WillRetain = true
 		w, _ := connectWire(t, tb.Addr, vv.v, cp)
 		w.Close()
+		// A checker that subscribed before the will went out would get it
+		// live, with RETAIN cleared for 3.1.1 [MQTT-3.3.1-9]: wait for it.
+		waitFor(t, 5*time.Second, "the will published", func() bool {
+			return tb.B.Stats().WillsPublished.Load() >= uint64(i+1)
+		})
 		var got []string
 		waitFor(t, 5*time.Second, "the retained will", func() bool {
 			got = retainedOn(t, tb, vv.v, "wr-check-"+vv.name, "will/ret/"+vv.name, 50*time.Millisecond)
