@@ -46,6 +46,7 @@ type Broker struct {
 	sysRetained map[string]*Message // this node's $SYS values
 
 	stats Stats
+	abuse abuseLogs // rate limits of the log lines about misbehaving clients
 }
 
 // Stats are the broker's counters. Fields are updated atomically.
@@ -74,6 +75,7 @@ type Stats struct {
 	SharedRedelivered  atomic.Uint64
 	PublisherPauses    atomic.Uint64 // publishers paused by flow control
 	QueuedMessagesHeld atomic.Int64
+	Panics             atomic.Uint64 // panics recovered on a loop (see Loop.Recovered)
 }
 
 // Option configures a Broker.

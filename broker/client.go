@@ -360,10 +360,13 @@ func (c *Client) abort() {
 	if c.closed {
 		return
 	}
-	if c.out != nil {
-		_ = c.t.Write(c.out.b)
-		c.l.putBuf(c.out)
+	// The buffer leaves c before the write: a write that fails closes the
+	// connection from within (the transport's close runs Loop.Closed and a
+	// Flush), and that nested close must find nothing of c's to give back.
+	if o := c.out; o != nil {
 		c.out = nil
+		_ = c.t.Write(o.b)
+		c.l.putBuf(o)
 	}
 	c.closed = true
 	c.t.Close()

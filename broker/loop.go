@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -296,3 +298,37 @@ func (w *wheel) advance(now int64, visit func(*Client)) {
 
 // Exec runs f on the loop's goroutine later. Safe for concurrent use.
 func (l *Loop) Exec(f func()) bool { return l.exec(f) }
+
+// Recovered is called by the transport after it recovered a panic raised on
+// the loop, v with its stack: in c's Input, open or close (c is then the
+// connection whose event it was), or in a loop task (c is nil). A panic is a
+// bug, never an answer to input: it is logged at error with the stack
+// (rate-limited) and counted in Stats.Panics, the loop's transient state is
+// reset, and c alone is closed; every other connection of the loop goes on
+// being served (docs/threads.md, "Panics"). Loop goroutine only.
+func (l *Loop) Recovered(c *Client, v any, stack []byte) {
+	b := l.b
+	b.stats.Panics.Add(1)
+	args := []any{"panic", fmt.Sprint(v), "stack", string(stack)}
+	if c != nil {
+		args = append(args, "client", c.clientID(), "remote", c.t.RemoteAddr())
+	}
+	b.abuse.panic.log(b.log, slog.LevelError, "BUG: panic on an event loop recovered; its connection is closed", args...)
+	l.reading = nil
+	l.flushing = false
+	if c == nil {
+		return
+	}
+	// c's state may be half-updated: close it as far as that goes, and a
+	// second panic on the way stops there, logged.
+	defer func() {
+		if v := recover(); v != nil {
+			b.log.Error("BUG: closing the connection of a recovered panic panicked too", "panic", fmt.Sprint(v))
+		}
+	}()
+	if !c.closed {
+		c.closed = true
+		c.t.Close()
+	}
+	l.Closed(c)
+}

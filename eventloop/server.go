@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -194,12 +195,19 @@ func (s *Server) loopFor(el gnet.EventLoop) *broker.Loop {
 	defer s.mu.Unlock()
 	l := s.loops[el]
 	if l == nil {
-		l = s.b.NewLoop(func(f func()) bool {
+		var bl *broker.Loop
+		bl = s.b.NewLoop(func(f func()) bool {
 			return el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+				defer func() {
+					if v := recover(); v != nil {
+						bl.Recovered(nil, v, debug.Stack())
+					}
+				}()
 				f()
 				return nil
 			})) == nil
 		})
+		l = bl
 		s.loops[el] = l
 	}
 	return l
@@ -260,7 +268,7 @@ func (s *Server) MaxConns() int { return s.opts.MaxConns }
 // were open.
 func (s *Server) Refused() uint64 { return s.refused.Load() }
 
-func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (h *handler) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 	s := h.s
 	if n := s.open.Add(1); s.opts.MaxConns > 0 && n > int64(s.opts.MaxConns) {
 		s.open.Add(-1)
@@ -272,17 +280,29 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	t := &conn{c: c}
-	h.s.loopFor(c.EventLoop()).OpenClient(&t.client, t)
+	l := h.s.loopFor(c.EventLoop())
 	c.SetContext(t)
+	defer recoverConn(l, t, &action)
+	l.OpenClient(&t.client, t)
 	return nil, gnet.None
 }
 
-func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
+// recoverConn, deferred in a callback of t's, turns a panic into the close
+// of t alone (broker.Loop.Recovered).
+func recoverConn(l *broker.Loop, t *conn, action *gnet.Action) {
+	if v := recover(); v != nil {
+		l.Recovered(&t.client, v, debug.Stack())
+		*action = gnet.Close
+	}
+}
+
+func (h *handler) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	t, ok := c.Context().(*conn)
 	if !ok {
 		return gnet.Close
 	}
 	l := t.client.Loop()
+	defer recoverConn(l, t, &action)
 	buf, _ := c.Peek(-1)
 	if len(buf) > 0 {
 		// Discard only what was consumed: gnet's Discard(0) drops every
@@ -299,10 +319,11 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	return gnet.None
 }
 
-func (h *handler) OnClose(c gnet.Conn, _ error) gnet.Action {
+func (h *handler) OnClose(c gnet.Conn, _ error) (action gnet.Action) {
 	if t, ok := c.Context().(*conn); ok {
 		h.s.open.Add(-1)
 		l := t.client.Loop()
+		defer recoverConn(l, t, &action)
 		l.Closed(&t.client)
 		l.Flush()
 	}
