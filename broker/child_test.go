@@ -33,6 +33,7 @@ func TestChildBroker(t *testing.T) {
 	t.Run("10k connections", func(t *testing.T) { testTenThousand(t, bin) })
 	t.Run("SIGTERM", func(t *testing.T) { testSIGTERM(t, bin) })
 	t.Run("random sessions", func(t *testing.T) { testRandomSessions(t, bin) })
+	t.Run("fan-in QoS 1 without loss", func(t *testing.T) { testFanInNoLoss(t, bin) })
 }
 
 // startChild starts bin on a free loopback port, with a data dir and raft

@@ -80,8 +80,12 @@ type clientExt struct {
 	authState  any
 	will       *Will // pending will of this connection, moved to the session on connect
 	pendingAck *connackInfo
-	pausedAt   int64      // unix nanoseconds
 	acks       []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
+
+	// Flow control: the congested sessions c is held back by, and whether
+	// c is in its loop's list of held clients.
+	waitOn       []*Session
+	listedPaused bool
 }
 
 // clientID is the client identifier of the CONNECT: the session's once it

@@ -21,8 +21,9 @@ type Config struct {
 	// MaxInflight caps unacknowledged QoS 1/2 messages towards one client; a v5
 	// client's own Receive Maximum lowers it.
 	MaxInflight int
-	// MaxQueuedMessages caps the messages held for one session beyond its inflight
-	// window; a connected client past it is disconnected as a slow consumer (0x97).
+	// MaxQueuedMessages caps the messages held for an offline session (the
+	// newest are dropped past it) and sets the flow-control marks of a
+	// connected one: publishers into a queue past a quarter of it are held back.
 	MaxQueuedMessages int
 	// QueueQoS0 also queues QoS 0 messages for offline persistent sessions.
 	QueueQoS0 bool
@@ -56,6 +57,10 @@ type Config struct {
 	// MailboxSize bounds each loop's cross-loop delivery queue; QoS 0 deliveries
 	// beyond it are dropped and counted.
 	MailboxSize int
+	// SlowConsumerTimeout is how long a connected client may hold publishers
+	// back without progress (no acknowledgement, nothing sent from its queue)
+	// before it is disconnected with 0x97 (0 = never).
+	SlowConsumerTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults: generous limits that a single node serves
@@ -80,6 +85,8 @@ func DefaultConfig() Config {
 		ConnectTimeout:    10 * time.Second,
 		SysInterval:       10 * time.Second,
 		MailboxSize:       1 << 20,
+
+		SlowConsumerTimeout: 10 * time.Second,
 	}
 }
 
@@ -106,6 +113,8 @@ func (c *Config) Validate() error {
 		return errors.New("broker: connect timeout must be positive")
 	case c.SysInterval < 0:
 		return errors.New("broker: sys interval must not be negative")
+	case c.SlowConsumerTimeout < 0:
+		return errors.New("broker: slow consumer timeout must not be negative")
 	case c.MailboxSize < 1:
 		return errors.New("broker: mailbox size must be at least 1")
 	}

@@ -246,6 +246,10 @@ func (l *Loop) release(s *Session) {
 	if s.backlogged {
 		l.removeBacklog(s)
 	}
+	if s.f != nil {
+		s.f.holding = false // checkStuck drops it from l's list
+	}
+	l.wake(s, true) // s leaves l: its waiters re-check at their next publish
 }
 
 // kickForTakeover closes oc, the older connection of s [MQTT-3.1.4-3]. Its will
@@ -255,6 +259,7 @@ func (l *Loop) kickForTakeover(s *Session, oc *Client) {
 	l.b.stats.SessionsTakenOver.Add(1)
 	s.client = nil
 	oc.s = nil
+	l.setQueued(s)
 	if oc.state == stateConnected {
 		l.b.stats.ClientsConnected.Add(-1)
 		oc.state = stateNew
@@ -323,6 +328,7 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 	}
 	l.markDirty(c)
 	l.pump(s)
+	l.setQueued(s)
 	if c.stalled {
 		c.stalled = false
 		c.t.Resume()
@@ -334,6 +340,7 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 func (l *Loop) detach(s *Session, c *Client) {
 	s.client = nil
 	c.s = nil
+	l.setQueued(s) // an offline session holds nobody back
 	l.redistributeShared(s)
 	if c.state == stateConnected {
 		if s.will != nil && (c.sendWill || !c.normalExit) {

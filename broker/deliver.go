@@ -1,6 +1,8 @@
 package broker
 
 import (
+	"log/slog"
+
 	"github.com/flockmq/flockmq/codec"
 )
 
@@ -52,29 +54,34 @@ func (l *Loop) deliver(d delivery) {
 	l.sendInflight(s, c, d)
 }
 
-// enqueue holds d in the session queue, bounded by MaxQueuedMessages: a
-// connected client past the bound is disconnected as a slow consumer (0x97);
-// for an offline session the new message is dropped and counted.
+// enqueue holds d in the session queue. For an offline session the queue is
+// bounded by MaxQueuedMessages: past it the new message is dropped and
+// counted. For a connected one a QoS 1/2 message is always kept: its
+// publishers are held back from the congestion mark on (flow.go), so the
+// queue passes that mark by at most one message per publisher, and a client
+// that stops making progress is disconnected (checkStuck). QoS 0 past the
+// bound is dropped and counted.
 func (l *Loop) enqueue(s *Session, d delivery, connected bool) {
 	b := l.b
-	if s.queueLen() >= b.cfg.MaxQueuedMessages {
-		if connected && s.client != nil {
-			b.stats.SlowConsumerKicks.Add(1)
-			b.log.Debug("slow consumer disconnected", "client", s.clientID, "queued", s.queueLen())
-			s.client.disconnect(codec.QuotaExceeded)
-			// the session keeps its queue if persistent; this message is dropped
-		}
+	if n := s.queueLen(); n >= b.cfg.MaxQueuedMessages && (!connected || d.qos == 0) {
 		if d.qos == 0 {
 			b.stats.DroppedQoS0.Add(1)
 		} else {
 			b.stats.DroppedQueueFull.Add(1)
 		}
+		b.abuse.dropped.log(b.log, slog.LevelInfo, "message dropped: session queue full",
+			"client", s.clientID, "qos", d.qos, "queued", n, "connected", connected)
 		return
 	}
 	f := s.flow()
 	f.queue = append(f.queue, d)
-	s.queued.Store(int32(len(f.queue)))
 	b.stats.QueuedMessagesHeld.Add(1)
+	if s.client != nil {
+		s.queued.Store(int32(len(f.queue)))
+		if connected && int32(len(f.queue)) >= b.congestAt() {
+			l.holdBack(s)
+		}
+	}
 }
 
 func (l *Loop) addBacklog(s *Session) {

@@ -13,15 +13,17 @@ import (
 
 // fakeTransport records what the broker writes; it stands in for a socket in
 // in-process tests and benchmarks.
+// (Small: TestIdleSessionHeapBudget counts it with each session.)
 type fakeTransport struct {
-	written int
-	packets int
-	closed  bool
-	resumed int
+	written  int
+	packets  int32
+	resumed  int32
+	buffered int32 // what OutboundBuffered reports: a socket that does not drain
+	closed   bool
 }
 
 func (f *fakeTransport) Write(b []byte) error  { f.written += len(b); f.packets++; return nil }
-func (f *fakeTransport) OutboundBuffered() int { return 0 }
+func (f *fakeTransport) OutboundBuffered() int { return int(f.buffered) }
 func (f *fakeTransport) Close()                { f.closed = true }
 func (f *fakeTransport) Resume()               { f.resumed++ }
 func (f *fakeTransport) RemoteAddr() string    { return "in-process" }
@@ -36,8 +38,17 @@ type inproc struct {
 
 func newInproc(tb testing.TB, loops int, opts ...Option) *inproc {
 	tb.Helper()
+	return newInprocConfig(tb, loops, nil, opts...)
+}
+
+// newInprocConfig is newInproc with the default config as changed by mutate.
+func newInprocConfig(tb testing.TB, loops int, mutate func(*Config), opts ...Option) *inproc {
+	tb.Helper()
 	cfg := DefaultConfig()
 	cfg.SysInterval = 0
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	b, err := New(cfg, append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil)))}, opts...)...)
 	if err != nil {
 		tb.Fatal(err)

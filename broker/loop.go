@@ -20,6 +20,12 @@ type Loop struct {
 	idx  int
 	exec func(func()) bool
 
+	// Publishers of any loop held back by sessions of this one, by session
+	// (flow.go); nWaiting is len(waiting), read without the lock.
+	waitMu   sync.Mutex
+	waiting  map[*Session][]*Client
+	nWaiting atomic.Int32
+
 	mbMu      sync.Mutex
 	mb        []delivery
 	mbSpare   []delivery
@@ -36,7 +42,8 @@ type Loop struct {
 	flushing   bool
 	clients    []*Client // open connections; Client.pos is the position
 	backlog    []*Session
-	paused     []*Client // paused by flow control, resumed at the latest by Tick
+	paused     []*Client  // held back by flow control (see resumeDrained)
+	holding    []*Session // sessions whose queue holds publishers back (see checkStuck)
 	wheel      wheel
 	subReasons []codec.ReasonCode // SUBSCRIBE scratch
 	subReqs    []subReq           // SUBSCRIBE scratch
@@ -67,9 +74,13 @@ func (l *Loop) post(batch []delivery) {
 	limit := l.b.cfg.MailboxSize
 	l.mbMu.Lock()
 	for i := range batch {
-		if batch[i].qos == 0 && len(l.mb) >= limit {
-			l.b.stats.DroppedQoS0.Add(1)
-			continue
+		if batch[i].qos == 0 {
+			if len(l.mb) >= limit {
+				l.b.stats.DroppedQoS0.Add(1)
+				continue
+			}
+		} else {
+			batch[i].s.mailed.Add(1) // flow control counts it from now on
 		}
 		l.mb = append(l.mb, batch[i])
 	}
@@ -90,7 +101,14 @@ func (l *Loop) drain() {
 	l.mbMu.Unlock()
 	l.now = time.Now().UnixNano()
 	for i := range batch {
-		l.deliver(batch[i])
+		d := &batch[i]
+		l.deliver(*d)
+		if d.qos > 0 {
+			d.s.mailed.Add(-1)
+			if l.nWaiting.Load() > 0 && d.s.loop.Load() == l {
+				l.wake(d.s, false)
+			}
+		}
 	}
 	clear(batch)
 	l.mbSpare = batch[:0]
@@ -225,7 +243,8 @@ func (l *Loop) Tick() {
 			c.abort() // no CONNECT in time
 		}
 	})
-	l.resumeOverdue()
+	l.resumeDrained()
+	l.checkStuck()
 	if len(l.backlog) > 0 {
 		bl := l.backlog
 		l.backlog = nil

@@ -277,6 +277,7 @@ func (c *Client) handlePuback(a *codec.AckPacket) {
 	s := c.s
 	if i := s.findInflight(a.PacketID); i >= 0 && s.f.inflight[i].d.qos == 1 {
 		s.removeInflight(i)
+		s.f.progressAt = c.l.now
 		c.l.pump(s)
 	}
 }
@@ -293,6 +294,7 @@ func (c *Client) handlePubrec(a *codec.AckPacket) {
 		c.writeAck(codec.Pubrel, a.PacketID, rc)
 		return
 	}
+	s.f.progressAt = c.l.now
 	if a.Reason.IsError() { // v5: a failed PUBREC ends the exchange (section 4.3.3)
 		s.removeInflight(i)
 		c.l.pump(s)
@@ -308,6 +310,7 @@ func (c *Client) handlePubcomp(a *codec.AckPacket) {
 	s := c.s
 	if i := s.findInflight(a.PacketID); i >= 0 && s.f.inflight[i].released {
 		s.removeInflight(i)
+		s.f.progressAt = c.l.now
 		c.l.pump(s)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/paho"
+
 	"github.com/flockmq/flockmq/broker"
 	"github.com/flockmq/flockmq/codec"
 )
@@ -198,4 +200,44 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestStuckSubscriberReleasesPublishers is the hostile-client probe of issue
+// 10: a v5 client subscribes to # at QoS 1 and never reads its socket. The
+// publishers it holds back go on at full speed once it is disconnected with
+// 0x97 after SlowConsumerTimeout without progress; before, it held every
+// matching publisher to one PUBACK a second for as long as it stayed.
+func TestStuckSubscriberReleasesPublishers(t *testing.T) {
+	tb := startBroker(t, func(c *broker.Config) {
+		c.SlowConsumerTimeout = 300 * time.Millisecond
+		c.MaxQueuedMessages = 200
+	})
+	stuck := dialRaw(t, tb.Addr, codec.V5)
+	stuck.connect("stuck")
+	stuck.send(codec.AppendSubscribe(nil, &codec.SubscribePacket{PacketID: 1,
+		Subscriptions: []codec.Subscription{{Filter: []byte("#"), QoS: 1}}}, codec.V5))
+	if pk := stuck.read(5 * time.Second); pk == nil || pk.Type != codec.Suback {
+		t.Fatalf("SUBACK: %+v", pk)
+	}
+	// From here on the stuck client reads nothing.
+	const n = 2000
+	pub, _ := dialV5(t, tb.Addr, "pub", nil)
+	start := time.Now()
+	for i := range n {
+		pub.pub(t, &paho.Publish{Topic: fmt.Sprintf("any/%d", i%7), QoS: 1, Payload: []byte("m")})
+	}
+	elapsed := time.Since(start)
+	st := tb.B.Stats()
+	if st.SlowConsumerKicks.Load() != 1 || st.PublisherPauses.Load() == 0 {
+		t.Fatalf("kicks %d, pauses %d; want the stuck subscriber disconnected once after holding the publisher",
+			st.SlowConsumerKicks.Load(), st.PublisherPauses.Load())
+	}
+	// 300 ms without progress, noticed at the next one-second Tick.
+	if elapsed > 5*time.Second {
+		t.Fatalf("%d publishes took %v", n, elapsed)
+	}
+	closed, last := stuck.closed(10 * time.Second)
+	if !closed || last == nil || last.Type != codec.Disconnect || last.Disconnect.Reason != codec.QuotaExceeded {
+		t.Fatalf("stuck subscriber: closed %v, last packet %+v; want DISCONNECT 0x97", closed, last)
+	}
 }

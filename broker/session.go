@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -29,30 +28,34 @@ type Session struct {
 	ended      bool
 	backlogged bool // in the loop's backlog list
 
-	// queued mirrors len(f.queue) for other loops' publishers, which pause
-	// while it is high (flow control). Safe for concurrent use.
+	// queued mirrors len(f.queue) while s has a connection, 0 while not;
+	// mailed counts its QoS 1/2 deliveries in its loop's mailbox. Other
+	// loops' publishers pause while their sum is high (flow control). Safe
+	// for concurrent use.
 	queued atomic.Int32
+	mailed atomic.Int32
 }
 
 // sessionFlow is the message state of a session: the outgoing inflight
 // window, the queue behind it, inbound QoS 2 packet ids, the timers of an
-// offline session and the publishers paused on its queue. An idle
+// offline session and its flow-control clock. An idle
 // connection's session never needs it, so it is allocated on first use
 // (Session.flow) and then kept.
 //
-// Every field but waitMu and waiters is touched only on the owner loop.
-// waitMu and waiters are reached by other loops' publishers, and only
-// after they saw queued at the congestion mark: f was set before the owner
-// first stored a queued count above zero, and is never unset, so they find
-// it without a lock.
+// Its fields are touched only on the owner loop.
 type sessionFlow struct {
 	inflight []*inflightMsg      // outgoing QoS 1/2 in send order
 	queue    []delivery          // waiting for the window or a connection
 	inQoS2   map[uint16]struct{} // inbound QoS 2 ids awaiting PUBREL
 	timers   sessionTimers
 
-	waitMu  sync.Mutex
-	waiters []*Client // paused publishers to resume when the queue drains
+	// progressAt is when the connection last acknowledged a message, and
+	// holdSince when the queue last reached the flow-control mark (unix
+	// nanoseconds): a session that holds publishers back without progress
+	// for SlowConsumerTimeout is disconnected (Loop.checkStuck).
+	progressAt int64
+	holdSince  int64
+	holding    bool // in the loop's holding list (Loop.checkStuck)
 }
 
 // sessionTimers are the will delay and session expiry timers of an offline
