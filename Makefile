@@ -63,8 +63,10 @@ bench:
 peers:
 	cd bench/peers/mochi && $(GO) build -o ../../../$(BIN)/mochi .
 
-## bench-compare: FlockMQ vs Mosquitto vs mochi, written to docs/benchmarks.md
-## ("Broker comparison"); QUICK=1 is a short smoke run that leaves the docs alone.
+## bench-compare: FlockMQ (as `make run` starts it) vs Mosquitto vs mochi, each in its
+## default configuration and none pinned to CPUs (bench/README.md), written to
+## docs/benchmarks.md ("Broker comparison"); QUICK=1 is a short smoke run that
+## leaves the docs alone.
 bench-compare: build peers
 	$(GO) build -o $(BIN)/bench-compare ./bench/cmd/bench-compare
 	./$(BIN)/bench-compare -bin $(BIN) $(if $(QUICK),-quick,-doc docs/benchmarks.md) \

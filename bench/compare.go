@@ -83,6 +83,7 @@ var compareFigures = []struct {
 	{"ack_p99_us", false, func(s *Summary) float64 { return s.Ack.P99 }},
 	{"lost", false, func(s *Summary) float64 { return float64(s.Seq.Lost) }},
 	{"duplicated", false, func(s *Summary) float64 { return float64(s.Seq.Duplicated) }},
+	{"reordered", false, func(s *Summary) float64 { return float64(s.Seq.Reordered) }},
 	{"connect_per_s", true, func(s *Summary) float64 { return s.Conn.Rate }},
 	{"connack_p99_us", false, func(s *Summary) float64 { return s.Conn.Connack.P99 }},
 	{"conn_failed", false, func(s *Summary) float64 { return float64(s.Conn.Failed) }},

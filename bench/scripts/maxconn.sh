@@ -55,8 +55,9 @@ flockmq)
 		-listen "127.0.0.1:$port" >"$dir/broker.log" 2>&1 &
 	;;
 mosquitto)
-	# As bench-compare configures it: no limits, no persistence, no $SYS,
-	# errors and warnings only.
+	# Tuned for this capacity test, like the flockmq line above: no limits,
+	# no persistence, no $SYS, errors and warnings only. (bench-compare runs
+	# Mosquitto with Debian's configuration instead.)
 	printf '%s\n' "listener $port 127.0.0.1" 'allow_anonymous true' 'max_connections -1' \
 		'max_inflight_messages 0' 'max_queued_messages 0' 'set_tcp_nodelay true' 'persistence false' \
 		'sys_interval 0' 'log_dest stderr' 'log_type error' 'log_type warning' >"$dir/mosquitto.conf"

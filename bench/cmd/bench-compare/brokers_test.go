@@ -72,12 +72,12 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 func fakeSpec() brokerSpec {
 	return brokerSpec{Name: "fake", Env: []string{"BENCH_COMPARE_FAKE=1"},
-		Argv: func(port int, _ string) ([]string, error) { return []string{os.Args[0], loopback(port)}, nil }}
+		Argv: func(port int, _, _ string) ([]string, error) { return []string{os.Args[0], loopback(port)}, nil }}
 }
 
 func TestBrokerRestartAfterCrash(t *testing.T) {
 	dir := t.TempDir()
-	b, err := startBroker(context.Background(), fakeSpec(), "", dir, filepath.Join(dir, "fake"))
+	b, err := startBroker(context.Background(), fakeSpec(), dir, filepath.Join(dir, "fake"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,8 +103,14 @@ func TestBrokerRestartAfterCrash(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "fake.restart1.log")); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(b.DataDir); err != nil {
+		t.Fatalf("a restart must keep the data directory: %v", err)
+	}
 	if err := b.Stop(5 * time.Second); err != nil {
 		t.Fatalf("stop: %v", err)
+	}
+	if _, err := os.Stat(b.DataDir); !os.IsNotExist(err) {
+		t.Fatalf("data directory left after Stop: %v", err)
 	}
 	if len(b.Crashes()) != 1 {
 		t.Fatalf("Stop counted as a crash: %q", b.Crashes())
@@ -116,11 +122,56 @@ func TestBrokerRestartAfterCrash(t *testing.T) {
 
 func TestBrokerExitsAtStart(t *testing.T) {
 	dir := t.TempDir()
-	spec := brokerSpec{Name: "bad", Argv: func(int, string) ([]string, error) {
+	var data string
+	spec := brokerSpec{Name: "bad", Argv: func(_ int, _, d string) ([]string, error) {
+		data = d
 		return []string{"sh", "-c", "echo bind failed >&2; exit 1"}, nil
 	}}
-	_, err := startBroker(context.Background(), spec, "", dir, filepath.Join(dir, "bad"))
+	_, err := startBroker(context.Background(), spec, dir, filepath.Join(dir, "bad"))
 	if err == nil || !strings.Contains(err.Error(), "bind failed") {
 		t.Fatalf("err = %v", err)
+	}
+	if data == "" || filepath.Dir(data) != dir {
+		t.Fatalf("data directory %q, want one in %s", data, dir)
+	}
+	if _, err := os.Stat(data); !os.IsNotExist(err) {
+		t.Fatalf("data directory left after a failed start: %v", err)
+	}
+}
+
+// TestSpecsRunDefaults: no broker is pinned or tuned; FlockMQ gets only the
+// flags `make run` does not give (listen, data and raft addresses).
+func TestSpecsRunDefaults(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs("bin", "/usr/sbin/mosquitto") {
+		if len(s.Env) != 0 {
+			t.Errorf("%s: env %q", s.Name, s.Env)
+		}
+		argv, err := s.Argv(1883, dir, filepath.Join(dir, "data"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(argv[0], "taskset") {
+			t.Errorf("%s pinned: %q", s.Name, argv)
+		}
+		if s.Name != "flockmq" {
+			continue
+		}
+		if len(argv) != 7 || argv[0] != "bin/flockmq" || argv[1] != "-listen" || argv[2] != "127.0.0.1:1883" ||
+			argv[3] != "-data-dir" || argv[4] != filepath.Join(dir, "data") ||
+			argv[5] != "-raft-bind" || !strings.HasPrefix(argv[6], "127.0.0.1:") || argv[6] == "127.0.0.1:1883" {
+			t.Errorf("flockmq argv = %q", argv)
+		}
+	}
+}
+
+func TestBrokerEnv(t *testing.T) {
+	got := brokerEnv([]string{"PATH=/bin", "GOMAXPROCS=1", "GOGC=off", "GOMEMLIMIT=1GiB", "FLOCKMQ_LOOPS=1",
+		"FLOCKMQ_STORE=memory", "HOME=/root"}, []string{"X=1"})
+	if want := "PATH=/bin HOME=/root X=1"; strings.Join(got, " ") != want {
+		t.Errorf("brokerEnv = %q, want %q", got, want)
 	}
 }

@@ -14,8 +14,9 @@ import (
 	"time"
 )
 
-// gatherEnv describes the machine and the software under test.
-func gatherEnv(ctx context.Context, binDir, mosquittoBin string) env {
+// gatherEnv describes the machine and the software under test; outDir is
+// where the brokers' data directories are made.
+func gatherEnv(ctx context.Context, binDir, mosquittoBin, outDir string) env {
 	e := env{Date: time.Now(), GoVersion: runtime.Version(), LoadStart: uptime(ctx)}
 	e.NProc, _ = strconv.Atoi(output(ctx, "nproc"))
 	if e.NProc == 0 {
@@ -29,6 +30,11 @@ func gatherEnv(ctx context.Context, binDir, mosquittoBin string) env {
 	}
 	e.Mosquitto = mosquittoVersion(output(ctx, mosquittoBin, "-h"))
 	e.Mochi = output(ctx, filepath.Join(binDir, "mochi"), "-version")
+	e.FlockMQDefaults = flagDefaults(output(ctx, filepath.Join(binDir, "flockmq"), "-h"),
+		"store", "loops", "log-level", "sys-interval", "max-inflight", "max-queued-messages", "data-dir", "raft-bind")
+	if fs := strings.Fields(output(ctx, "df", "--output=fstype", outDir)); len(fs) == 2 {
+		e.DataFS = fs[1] // under the "Type" heading
+	}
 	e.FlockMQ = output(ctx, "git", "rev-parse", "--short", "HEAD")
 	if e.FlockMQ == "" {
 		e.FlockMQ = "unknown commit"
@@ -84,48 +90,31 @@ func findMosquitto(flagValue string) (string, error) {
 	return "", fmt.Errorf("mosquitto not found (apt-get install -y mosquitto)")
 }
 
-// defaultCPULists splits the CPUs: the upper half for the brokers (one at a
-// time), the lower half for the load tool. One CPU: no pinning.
-func defaultCPULists(n int) (brokers, tool string) {
-	if n < 2 {
-		return "", ""
-	}
-	half := n / 2
-	return cpuRange(half, n-1), cpuRange(0, half-1)
-}
-
-func cpuRange(lo, hi int) string {
-	if lo == hi {
-		return strconv.Itoa(lo)
-	}
-	return fmt.Sprintf("%d-%d", lo, hi)
-}
-
-// cpuCount counts the CPUs of a taskset list such as "1", "2-3" or "0,2-3".
-func cpuCount(list string) (int, error) {
-	seen := map[int]bool{}
-	for _, part := range strings.Split(list, ",") {
-		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
-		a, err := strconv.Atoi(lo)
-		if err != nil || a < 0 {
-			return 0, fmt.Errorf("bad CPU list %q", list)
+// flagDefaults picks "name value" for each of names out of `flockmq -h`,
+// whose usage lines end "(default VALUE; env FLOCKMQ_NAME)"; "name ?" for a
+// flag it does not find.
+func flagDefaults(help string, names ...string) string {
+	found := map[string]string{}
+	lines := strings.Split(help, "\n")
+	for i := 0; i+1 < len(lines); i++ {
+		name, _, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(lines[i]), "-"), " ")
+		if !ok || !strings.HasPrefix(strings.TrimSpace(lines[i]), "-") {
+			continue
 		}
-		b := a
-		if isRange {
-			if b, err = strconv.Atoi(hi); err != nil || b < a {
-				return 0, fmt.Errorf("bad CPU list %q", list)
-			}
+		j := strings.LastIndex(lines[i+1], "(default ")
+		if j < 0 {
+			continue
 		}
-		for c := a; c <= b; c++ {
-			seen[c] = true
+		def, _, _ := strings.Cut(lines[i+1][j+len("(default "):], "; env ")
+		found[name] = strings.TrimSuffix(def, ")")
+	}
+	parts := make([]string, len(names))
+	for i, n := range names {
+		v, ok := found[n]
+		if !ok {
+			v = "?"
 		}
+		parts[i] = "-" + n + " " + v
 	}
-	return len(seen), nil
-}
-
-func orAll(list string) string {
-	if list == "" {
-		return "any (not pinned)"
-	}
-	return list
+	return strings.Join(parts, ", ")
 }

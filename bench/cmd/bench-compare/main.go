@@ -3,10 +3,14 @@
 // docs/benchmarks.md. `make bench-compare` builds the binaries and runs it;
 // `make bench-compare QUICK=1` is a short smoke run that leaves the docs alone.
 //
-// Every row starts the three brokers afresh, each pinned to the same CPUs,
-// runs `flockmq-bench compare` against them and stops them again, so a broker
-// that crashes spoils one row only and the RSS figures start from an idle
-// broker. Every broker started is stopped on every path, ^C included.
+// Each broker runs as its users run it: FlockMQ as `make run` starts it
+// (raft store in a fresh data directory, one event loop per CPU), Mosquitto
+// with Debian's configuration, mochi with its defaults; nothing is pinned to
+// CPUs, the load tool neither. Every row starts the three brokers afresh,
+// runs `flockmq-bench compare` against them, measures each broker's CPU time
+// over its runs and stops them again, so a broker that crashes spoils one row
+// only and the RSS figures start from an idle broker. Every broker started is
+// stopped, and its data directory removed, on every path, ^C included.
 package main
 
 import (
@@ -21,7 +25,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,9 +41,6 @@ func main() {
 type harness struct {
 	bin        string
 	out        string
-	brokerCPUs string // taskset list for the brokers, "" = no pinning
-	toolCPUs   string
-	cpus       int // CPUs per broker
 	plan       plan
 	specs      []brokerSpec
 	names      []string
@@ -51,14 +51,11 @@ type harness struct {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench-compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	defBroker, defTool := defaultCPULists(runtime.NumCPU())
 	bin := fs.String("bin", "bin", "directory with flockmq, flockmq-bench and mochi")
 	out := fs.String("out", "", "directory for raw JSON, broker logs and section.md (default BIN/bench-compare.out)")
 	doc := fs.String("doc", "", "markdown file whose \""+sectionTitle+"\" section is replaced (or appended)")
 	quick := fs.Bool("quick", false, "smoke run: 1 round, short durations, 1,000 instead of 10,000 connections")
 	rounds := fs.Int("rounds", 0, "runs per broker and row (default 3, quick 1)")
-	brokerCPUs := fs.String("broker-cpus", defBroker, "taskset CPU list every broker is pinned to (\"\" = none)")
-	toolCPUs := fs.String("tool-cpus", defTool, "taskset CPU list for the load tool (\"\" = none)")
 	mosq := fs.String("mosquitto", "", "mosquitto binary (default: from PATH or /usr/sbin)")
 	only := fs.String("rows", "", "comma-separated row ids to run (default all)")
 	makeCmd := fs.String("make-command", "", "how this run was started, for the Commands list")
@@ -71,15 +68,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *rounds > 0 {
 		pl.Rounds = *rounds
-	}
-	cpus := runtime.NumCPU()
-	if *brokerCPUs != "" {
-		n, err := cpuCount(*brokerCPUs)
-		if err != nil {
-			fmt.Fprintf(stderr, "bench-compare: -broker-cpus: %v\n", err)
-			return 2
-		}
-		cpus = n
 	}
 	if *out == "" {
 		*out = filepath.Join(*bin, "bench-compare.out")
@@ -111,16 +99,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	h := &harness{bin: *bin, out: *out, brokerCPUs: *brokerCPUs, toolCPUs: *toolCPUs, cpus: cpus,
-		plan: pl, specs: specs(*bin, mosquittoBin, cpus), progress: stderr}
+	h := &harness{bin: *bin, out: *out, plan: pl, specs: specs(*bin, mosquittoBin), progress: stderr}
 	for _, s := range h.specs {
 		h.names = append(h.names, s.Name)
 	}
-	e := gatherEnv(ctx, *bin, mosquittoBin)
-	e.BrokerCPUs, e.ToolCPUs, e.Rounds, e.Quick, e.MakeCommand = orAll(*brokerCPUs), orAll(*toolCPUs), pl.Rounds, *quick, *makeCmd
-	e.MosqConf = mosquittoConf(0)
-	fmt.Fprintf(stderr, "bench-compare: %d rows x %d brokers x %d rounds; brokers on CPU %s, tool on CPU %s; load %s\n",
-		len(selected), len(h.specs), pl.Rounds, e.BrokerCPUs, e.ToolCPUs, e.LoadStart)
+	e := gatherEnv(ctx, *bin, mosquittoBin, *out)
+	e.Rounds, e.Quick, e.MakeCommand = pl.Rounds, *quick, *makeCmd
+	e.MosqConf = mosquittoConf("PORT", "DATA_DIR/")
+	fmt.Fprintf(stderr, "bench-compare: %d rows x %d brokers x %d rounds; %d CPUs, nothing pinned; load %s\n",
+		len(selected), len(h.specs), pl.Rounds, e.NProc, e.LoadStart)
 
 	var results []rowResult
 	for i, r := range selected {
@@ -150,15 +137,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // cleanOut creates dir, or empties it of a previous run's files (only the
-// kinds bench-compare writes), so that old logs are not mistaken for new ones.
+// kinds bench-compare writes, and the data directories a killed run left),
+// so that old logs are not mistaken for new ones.
 func cleanOut(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, pat := range []string{"*.log", "*.json", "*.conf", "section.md"} {
+	for _, pat := range []string{"*.log", "*.json", "*.conf", "section.md", "*-data-*"} {
 		old, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, f := range old {
-			if err := os.Remove(f); err != nil {
+			if err := os.RemoveAll(f); err != nil {
 				return err
 			}
 		}
@@ -195,7 +183,8 @@ func selectRows(all []row, only string) ([]row, error) {
 	return out, nil
 }
 
-// runRow starts the brokers, runs the row and stops them.
+// runRow starts the brokers, runs the row, measuring each broker's CPU time
+// over its runs, and stops them.
 func (h *harness) runRow(ctx context.Context, r row) rowResult {
 	if r.Fresh {
 		return h.runFresh(ctx, r)
@@ -208,7 +197,7 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 		}
 	}()
 	for _, spec := range h.specs {
-		b, err := startBroker(ctx, spec, h.brokerCPUs, h.out, filepath.Join(h.out, r.ID+"-"+spec.Name))
+		b, err := startBroker(ctx, spec, h.out, filepath.Join(h.out, r.ID+"-"+spec.Name))
 		if err != nil {
 			rr.Notes = append(rr.Notes, err.Error())
 			rr.Targets = collect(r, nil, h.names, nil)
@@ -227,37 +216,33 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 		args = append(args, "--target", b.Name+"="+b.Addr())
 	}
 	args = append(append(args, "--rounds", strconv.Itoa(h.plan.Rounds), "--json", "--", r.Scenario), r.Args...)
-	res, err := h.compare(ctx, &rr, r.ID, args)
-	if err != nil {
-		rr.Notes = append(rr.Notes, err.Error())
-	}
-	checks := map[string]*bench.SeqCounts{}
-	if r.QoS1 {
+	meter := newCPUMeter(func(name string) (int, bool) {
 		for _, b := range brokers {
-			args := append([]string{r.Scenario}, r.Args...)
-			args = append(args, "--host", b.Addr(), "--json", "--interval", "0")
-			s, err := h.single(ctx, &rr, r.ID+"-check-"+b.Name, args)
-			if err != nil {
-				rr.Notes = append(rr.Notes, err.Error())
-			}
-			if s != nil {
-				checks[b.Name] = &s.Seq
+			if b.Name == name {
+				return b.PID(), true
 			}
 		}
+		return 0, false
+	})
+	res, err := h.compare(ctx, &rr, r.ID, args, meter.Line)
+	meter.End()
+	if err != nil {
+		rr.Notes = append(rr.Notes, err.Error())
 	}
 	for _, b := range brokers {
 		h.stop(&rr, b)
 	}
 	rr.Targets = collect(r, res, h.names, nil)
 	for i := range rr.Targets {
-		rr.Targets[i].Check = checks[rr.Targets[i].Name]
+		rr.Targets[i].CPU = meter.Total(rr.Targets[i].Name)
 	}
 	return rr
 }
 
 // compare runs the tool's compare mode and saves its JSON as id.json.
-func (h *harness) compare(ctx context.Context, rr *rowResult, id string, args []string) (*bench.CompareResult, error) {
-	out, err := h.tool(ctx, rr, id, args)
+// onLine sees each line of the tool's stderr.
+func (h *harness) compare(ctx context.Context, rr *rowResult, id string, args []string, onLine func(string)) (*bench.CompareResult, error) {
+	out, err := h.tool(ctx, rr, id, args, onLine)
 	if len(out) == 0 {
 		return nil, err
 	}
@@ -274,13 +259,15 @@ func (h *harness) runFresh(ctx context.Context, r row) rowResult {
 	rr := rowResult{Row: r}
 	var parts []*bench.CompareResult
 	grown := map[string][]int64{}
+	cpu := map[string]cpuTotal{}
 	for round := 1; round <= h.plan.Rounds && ctx.Err() == nil; round++ {
 		for _, spec := range h.specs {
 			if ctx.Err() != nil {
 				break
 			}
 			fmt.Fprintf(h.progress, "bench-compare: round %d/%d: fresh %s\n", round, h.plan.Rounds, spec.Name)
-			part, kb, err := h.freshRun(ctx, &rr, r, spec, fmt.Sprintf("%s-%s-%d", r.ID, spec.Name, round))
+			part, kb, used, err := h.freshRun(ctx, &rr, r, spec, fmt.Sprintf("%s-%s-%d", r.ID, spec.Name, round))
+			cpu[spec.Name] = cpu[spec.Name].add(used)
 			if err != nil {
 				rr.Notes = append(rr.Notes, err.Error())
 			}
@@ -293,15 +280,19 @@ func (h *harness) runFresh(ctx context.Context, r row) rowResult {
 		}
 	}
 	rr.Targets = collect(r, mergeCompare(parts), h.names, grown)
+	for i := range rr.Targets {
+		rr.Targets[i].CPU = cpu[rr.Targets[i].Name]
+	}
 	return rr
 }
 
 // freshRun starts spec, runs one compare round against it (sampling its RSS
-// for SampleRSS rows) and stops it. kb is the RSS growth over the idle broker.
-func (h *harness) freshRun(ctx context.Context, rr *rowResult, r row, spec brokerSpec, id string) (_ *bench.CompareResult, kb int64, _ error) {
-	b, err := startBroker(ctx, spec, h.brokerCPUs, h.out, filepath.Join(h.out, id))
+// for SampleRSS rows) and stops it. kb is the RSS growth over the idle
+// broker, used its CPU time during the run.
+func (h *harness) freshRun(ctx context.Context, rr *rowResult, r row, spec brokerSpec, id string) (_ *bench.CompareResult, kb int64, used cpuTotal, _ error) {
+	b, err := startBroker(ctx, spec, h.out, filepath.Join(h.out, id))
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, used, err
 	}
 	defer h.stop(rr, b)
 	fmt.Fprintf(h.progress, "bench-compare: %s pid %d on %s, idle RSS %d KiB\n", b.Name, b.PID(), b.Addr(), b.IdleKB)
@@ -317,17 +308,19 @@ func (h *harness) freshRun(ctx context.Context, rr *rowResult, r row, spec broke
 		defer cancel()
 		go sampler.Run(sctx, 100*time.Millisecond)
 		if err := sampler.Round(b.Name); err != nil {
-			return nil, 0, err
+			return nil, 0, used, err
 		}
 	}
-	res, err := h.compare(ctx, rr, id, args)
+	meter := newCPUMeter(func(name string) (int, bool) { return b.PID(), name == b.Name })
+	res, err := h.compare(ctx, rr, id, args, meter.Line)
+	meter.End()
 	if sampler != nil {
 		sampler.End()
 		if peaks := sampler.Peaks(b.Name); len(peaks) == 1 {
 			kb = peaks[0] - b.IdleKB
 		}
 	}
-	return res, kb, err
+	return res, kb, meter.Total(b.Name), err
 }
 
 // stop stops b and notes its crashes and a failed stop in rr.
@@ -346,26 +339,11 @@ func (h *harness) stop(rr *rowResult, b *broker) {
 	rr.Notes = append(rr.Notes, notes...)
 }
 
-// single runs one scenario run and parses its summary.
-func (h *harness) single(ctx context.Context, rr *rowResult, id string, args []string) (*bench.Summary, error) {
-	out, err := h.tool(ctx, rr, id, args)
-	if len(out) == 0 {
-		return nil, err
-	}
-	s, perr := parseSummary(bytes.NewReader(out))
-	if perr != nil {
-		return nil, errors.Join(err, perr)
-	}
-	return s, err
-}
-
-// tool runs flockmq-bench pinned to the tool CPUs, copies its stderr to the
-// progress writer line by line and returns its stdout, also saved as id.json.
-func (h *harness) tool(ctx context.Context, rr *rowResult, id string, args []string) ([]byte, error) {
+// tool runs flockmq-bench (unpinned, like the brokers), copies its stderr
+// to the progress writer and onLine (if not nil) line by line and returns its
+// stdout, also saved as id.json.
+func (h *harness) tool(ctx context.Context, rr *rowResult, id string, args []string, onLine func(string)) ([]byte, error) {
 	argv := append([]string{filepath.Join(h.bin, "flockmq-bench")}, args...)
-	if h.toolCPUs != "" {
-		argv = append([]string{"taskset", "-c", h.toolCPUs}, argv...)
-	}
 	rr.Commands = append(rr.Commands, shellLine(nil, argv))
 	fmt.Fprintf(h.progress, "bench-compare: %s\n", shellLine(nil, argv))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
@@ -388,6 +366,9 @@ func (h *harness) tool(ctx context.Context, rr *rowResult, id string, args []str
 	errTail.max = 2048
 	for sc.Scan() {
 		line := sc.Text()
+		if onLine != nil {
+			onLine(line)
+		}
 		fmt.Fprintln(h.progress, line)
 		fmt.Fprintln(&errTail, line)
 	}

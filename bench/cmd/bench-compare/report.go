@@ -25,15 +25,6 @@ func parseCompare(r io.Reader) (*bench.CompareResult, error) {
 	return &res, nil
 }
 
-// parseSummary reads the JSON of a single `flockmq-bench <scenario> --json`.
-func parseSummary(r io.Reader) (*bench.Summary, error) {
-	var s bench.Summary
-	if err := json.NewDecoder(r).Decode(&s); err != nil {
-		return nil, fmt.Errorf("summary JSON: %w", err)
-	}
-	return &s, nil
-}
-
 // mergeCompare joins the results of several compare runs (Fresh rows: one
 // per run) into one: per target, in order of first appearance, the runs and
 // errors concatenated in the order given.
@@ -68,12 +59,12 @@ type targetResult struct {
 	Name    string
 	Runs    []float64 // the row's figure, one per run
 	Median  float64
-	ToolCPU float64 // median cores used by the load tool
-	// QoS 1 rows: lost and duplicated summed over every compare run, and the
-	// extra check run's counts (reordered is not a compare figure).
-	Lost, Dup uint64
-	Check     *bench.SeqCounts
-	Errors    []string
+	ToolCPU float64  // median cores used by the load tool
+	CPU     cpuTotal // the broker's CPU time over its runs
+	// Lost, duplicated and reordered messages summed over SeqRuns runs.
+	Lost, Dup, Reord uint64
+	SeqRuns          int
+	Errors           []string
 }
 
 // HasData says whether any run produced the figure.
@@ -132,6 +123,10 @@ func collect(r row, res *bench.CompareResult, names []string, grown map[string][
 		for _, v := range tf.Runs["duplicated"] {
 			tr.Dup += uint64(v)
 		}
+		for _, v := range tf.Runs["reordered"] {
+			tr.Reord += uint64(v)
+		}
+		tr.SeqRuns = len(tf.Runs["lost"])
 		out = append(out, tr)
 	}
 	return out
@@ -166,16 +161,24 @@ func ratioCell(r row, ts []targetResult) string {
 func qosCell(ts []targetResult) string {
 	var parts []string
 	for _, t := range ts {
-		reord := "?"
-		if t.Check != nil {
-			reord = strconv.FormatUint(t.Check.Reordered, 10)
+		if t.SeqRuns == 0 {
+			parts = append(parts, t.Name+" n/a")
+			continue
 		}
-		lost, dup := t.Lost, t.Dup
-		if t.Check != nil {
-			lost += t.Check.Lost
-			dup += t.Check.Duplicated
+		parts = append(parts, fmt.Sprintf("%s %d/%d/%d", t.Name, t.Lost, t.Dup, t.Reord))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// cpuCell gives each broker's cores used and CPU seconds over its runs.
+func cpuCell(ts []targetResult) string {
+	var parts []string
+	for _, t := range ts {
+		if t.CPU.Runs == 0 {
+			parts = append(parts, t.Name+" ?")
+			continue
 		}
-		parts = append(parts, fmt.Sprintf("%s %d/%d/%s", t.Name, lost, dup, reord))
+		parts = append(parts, fmt.Sprintf("%s %.2f (%.1f s)", t.Name, t.CPU.Cores(), t.CPU.CPU.Seconds()))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -218,23 +221,23 @@ func cell(t targetResult, unit string) string {
 
 // env is the machine and run description at the top of the section.
 type env struct {
-	Date        time.Time
-	NProc       int
-	CPUModel    string
-	Kernel      string
-	GoVersion   string
-	Mosquitto   string
-	Mochi       string
-	FlockMQ     string // commit
-	LoadStart   string // `uptime` before the first row
-	LoadEnd     string // and after the last
-	BrokerCPUs  string // taskset list for every broker
-	ToolCPUs    string
-	Rounds      int
-	Quick       bool
-	MakeCommand string
-	Brokers     []string // broker command lines
-	MosqConf    string
+	Date            time.Time
+	NProc           int
+	CPUModel        string
+	Kernel          string
+	GoVersion       string
+	Mosquitto       string
+	Mochi           string
+	FlockMQ         string // commit
+	FlockMQDefaults string // from `flockmq -h`, see flagDefaults
+	DataFS          string // file system of the data directories
+	LoadStart       string // `uptime` before the first row
+	LoadEnd         string // and after the last
+	Rounds          int
+	Quick           bool
+	MakeCommand     string
+	Brokers         []string // broker command lines
+	MosqConf        string
 }
 
 // sectionTitle is the heading bench-compare owns in docs/benchmarks.md.
@@ -256,9 +259,13 @@ func renderSection(e env, results []rowResult, names []string) string {
 	p("- Software: %s; Mosquitto %s (Debian package); mochi-mqtt %s (bench/peers/mochi, default options, allow-all auth); FlockMQ %s",
 		e.GoVersion, e.Mosquitto, e.Mochi, e.FlockMQ)
 	p("- Load (`uptime`), a shared and noisy machine: at start `%s`; at end `%s`", e.LoadStart, e.LoadEnd)
-	p("- CPU budget: each broker is pinned to CPU %s (`taskset`; Go brokers GOMAXPROCS = that many CPUs, FlockMQ `-loops` the same; Mosquitto is single-threaded); the load tool is pinned to CPU %s.",
-		e.BrokerCPUs, e.ToolCPUs)
-	p("- Method: every row starts all three brokers afresh; `flockmq-bench compare` runs the scenario %d time(s) per broker, alternating brokers; the table shows medians. A broker that crashes is restarted on the same port and the crash is listed under Runs. The two memory rows start a fresh broker for every run. 64-byte payloads, MQTT 5.", e.Rounds)
+	p("- Each broker runs as its users run it (command lines under Commands; no tuned configuration is measured):")
+	p("  - FlockMQ as `make run` starts it: `bin/flockmq` with this build's defaults (`bin/flockmq -h`: %s). Only `-listen` (a free loopback port), `-data-dir` (a fresh directory for each broker start, on %s like `make run`'s `./data`, removed once the broker stops) and `-raft-bind` (a free loopback port, so as not to clash with a node on the default 127.0.0.1:7300) differ.",
+		e.FlockMQDefaults, orUnknown(e.DataFS))
+	p("  - Mosquitto with Debian's packaged configuration (persistence on, default logging, every limit at its default, e.g. `max_inflight_messages` 20 and `max_queued_messages` 1000), with a loopback listener and anonymous access; the file is below.")
+	p("  - mochi-mqtt as bench/peers/mochi builds it: default options, allow-all auth.")
+	p("- CPU: nothing is pinned. No `taskset` for the brokers or the load tool, which share all %d CPUs; GOMAXPROCS, GOGC, GOMEMLIMIT and `FLOCKMQ_*` are removed from the brokers' environment, so FlockMQ runs one event loop per CPU, mochi one P per CPU, Mosquitto its one thread. One broker is under load at a time; the others idle. The \"broker CPU\" column is each broker's CPU time (utime + stime from /proc/PID/stat, read as each of its runs starts and ends) summed over its runs, and that divided by the runs' wall time: the cores it kept busy on average. The load tool's cores are under Runs.", e.NProc)
+	p("- Method: every row starts all three brokers afresh; `flockmq-bench compare` runs the scenario %d time(s) per broker, alternating brokers; the table shows medians. A broker that crashes is restarted on the same port (FlockMQ with the same data directory) and the crash is listed under Runs. The two memory rows start a fresh broker for every run. 64-byte payloads; MQTT 5 unless the row says 3.1.1.", e.Rounds)
 	p("")
 	header := "| scenario | figure |"
 	sep := "|---|---|"
@@ -266,8 +273,8 @@ func renderSection(e env, results []rowResult, names []string) string {
 		header += " " + n + " |"
 		sep += "---:|"
 	}
-	p("%s FlockMQ / best peer | QoS 1 lost/dup/reordered |", header)
-	p("%s---|---|", sep)
+	p("%s FlockMQ / best peer | broker CPU: cores used (CPU s) | QoS 1/2 lost/dup/reordered |", header)
+	p("%s---|---|---|", sep)
 	for _, rr := range results {
 		dir := "↓ lower is better"
 		if rr.Row.Higher {
@@ -278,14 +285,15 @@ func renderSection(e env, results []rowResult, names []string) string {
 			line += " " + cell(t, rr.Row.Unit) + " |"
 		}
 		q := "n/a (QoS 0)"
-		if rr.Row.QoS1 {
+		if rr.Row.Acked() {
 			q = qosCell(rr.Targets)
 		}
-		p("%s %s | %s |", line, ratioCell(rr.Row, rr.Targets), q)
+		p("%s %s | %s | %s |", line, ratioCell(rr.Row, rr.Targets), cpuCell(rr.Targets), q)
 	}
 	p("")
 	p("Ratio: FlockMQ's median over the best peer's; on ↑ rows above 1 means FlockMQ leads, on ↓ rows below 1 means FlockMQ leads.")
-	p("QoS 1 column: lost and duplicated summed over every compare run plus one extra check run per broker; reordered from the check run (`compare --json` does not report it).")
+	p("Broker CPU: \"?\" when no run of that broker was measured (it crashed during each).")
+	p("QoS 1/2 column: lost, duplicated and reordered messages, as the load tool's sequence checks count them (bench/README.md), summed over every compare run of each broker; \"n/a\" when no run of that broker finished. Mosquitto at its defaults drops outgoing QoS 1/2 messages to a client that already has 1000 queued (`max_queued_messages`) and logs \"Outgoing messages are being dropped\" (see its logs in bench-compare.out): loss there is that documented policy of the default configuration.")
 	p("RSS rows: each run has a freshly started broker. \"1 subscription\" is sampled by bench-compare (the broker's VmRSS every 100 ms during the run, peak minus the idle broker's, over the connection count; the tool's `--pid` is read by the `conn` scenario only); \"no subscription\" is the tool's own `conn --pid` figure (RSS once all are connected minus before).")
 	p("")
 	p("### Runs")
@@ -297,9 +305,14 @@ func renderSection(e env, results []rowResult, names []string) string {
 			for i, v := range t.Runs {
 				runs[i] = formatFigure(v, rr.Row.Unit)
 			}
-			line := fmt.Sprintf("  - %s: [%s] %s; load tool %.2f cores", t.Name, strings.Join(runs, ", "), rr.Row.Unit, t.ToolCPU)
-			if t.Check != nil {
-				line += fmt.Sprintf("; check run lost %d dup %d reordered %d late %d", t.Check.Lost, t.Check.Duplicated, t.Check.Reordered, t.Check.Late)
+			line := fmt.Sprintf("  - %s: [%s] %s; broker CPU %.2f s in %.1f s of %d run(s), %.2f cores",
+				t.Name, strings.Join(runs, ", "), rr.Row.Unit, t.CPU.CPU.Seconds(), t.CPU.Wall.Seconds(), t.CPU.Runs, t.CPU.Cores())
+			if t.CPU.Unmeasured > 0 {
+				line += fmt.Sprintf(" (%d run(s) not measured)", t.CPU.Unmeasured)
+			}
+			line += fmt.Sprintf("; load tool %.2f cores", t.ToolCPU)
+			if rr.Row.Acked() {
+				line += fmt.Sprintf("; lost %d, duplicated %d, reordered %d over %d run(s)", t.Lost, t.Dup, t.Reord, t.SeqRuns)
 			}
 			if len(t.Errors) > 0 {
 				line += "; errors: " + strings.Join(dedupe(t.Errors), "; ")
@@ -315,7 +328,7 @@ func renderSection(e env, results []rowResult, names []string) string {
 	p("")
 	p("```sh")
 	p("%s", e.MakeCommand)
-	p("# brokers, as started for the first row (every row starts them afresh on free loopback ports)")
+	p("# brokers, as started for the first row (every row starts them afresh on free loopback ports, with fresh data directories)")
 	for _, c := range e.Brokers {
 		p("%s", c)
 	}
@@ -327,12 +340,19 @@ func renderSection(e env, results []rowResult, names []string) string {
 	}
 	p("```")
 	p("")
-	p("Generated Mosquitto configuration:")
+	p("Generated Mosquitto configuration (PORT and DATA_DIR are the broker's own at each start):")
 	p("")
 	p("```")
 	p("%s", strings.TrimSpace(e.MosqConf))
 	p("```")
 	return b.String()
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "an unknown file system"
+	}
+	return s
 }
 
 // dedupe drops repeated messages, keeping the first's position, with a count.

@@ -21,17 +21,17 @@ const compareJSON = `{
     {"name": "flockmq", "hosts": ["127.0.0.1:40001"],
      "runs": {"delivered_per_s": [90000, 100000, 80000], "latency_p99_us": [900, 0, 1100],
               "connect_per_s": [50, 60, 70], "lost": [0, 0, 0], "duplicated": [0, 1, 0],
-              "tool_cpu_cores": [0.5, 0.7, 0.6]},
+              "reordered": [0, 0, 0], "tool_cpu_cores": [0.5, 0.7, 0.6]},
      "median": {"delivered_per_s": 90000}, "ratio_to_first": {"delivered_per_s": 1}},
     {"name": "mosquitto", "hosts": ["127.0.0.1:40002"],
      "runs": {"delivered_per_s": [150000, 120000, 130000], "latency_p99_us": [400, 500, 450],
               "connect_per_s": [50, 60, 70], "lost": [2, 0, 0], "duplicated": [0, 0, 0],
-              "tool_cpu_cores": [0.9, 0.9, 0.9]},
+              "reordered": [3, 0, 2], "tool_cpu_cores": [0.9, 0.9, 0.9]},
      "median": {"delivered_per_s": 130000}, "ratio_to_first": {"delivered_per_s": 1.44}},
     {"name": "mochi", "hosts": ["127.0.0.1:40003"],
      "runs": {"delivered_per_s": [60000, 0, 70000], "latency_p99_us": [2000, 3000, 2500],
               "connect_per_s": [50, 0, 70], "lost": [0, 0, 0], "duplicated": [0, 0, 0],
-              "tool_cpu_cores": [0.4, 0.4, 0.4]},
+              "reordered": [0, 0, 0], "tool_cpu_cores": [0.4, 0.4, 0.4]},
      "median": {"delivered_per_s": 60000}, "ratio_to_first": {"delivered_per_s": 0.67},
      "errors": ["bench: connect failed: 8 of 9 ready"]}
   ]
@@ -63,19 +63,9 @@ func TestParseCompare(t *testing.T) {
 	}
 }
 
-func TestParseSummary(t *testing.T) {
-	s, err := parseSummary(strings.NewReader(`{"scenario":"fanin","correctness":{"lost":1,"duplicated":2,"reordered":3,"late":4}}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if s.Seq != (bench.SeqCounts{Lost: 1, Duplicated: 2, Reordered: 3, Late: 4}) {
-		t.Fatalf("got %+v", s.Seq)
-	}
-}
-
 func TestCollectThroughput(t *testing.T) {
 	r := rows(fullPlan())[1] // fan-in QoS 1
-	if r.Figure != figDelivered || !r.QoS1 {
+	if r.Figure != figDelivered || !r.Acked() {
 		t.Fatalf("row 1 is %+v", r)
 	}
 	ts := collect(r, mustParse(t), names, nil)
@@ -85,8 +75,8 @@ func TestCollectThroughput(t *testing.T) {
 			t.Errorf("%s: median %v, want %v", tr.Name, tr.Median, want[i])
 		}
 	}
-	if ts[0].Dup != 1 || ts[1].Lost != 2 || ts[0].ToolCPU != 0.6 {
-		t.Errorf("lost/dup/cpu = %+v %+v", ts[0], ts[1])
+	if ts[0].Dup != 1 || ts[1].Lost != 2 || ts[1].Reord != 5 || ts[1].SeqRuns != 3 || ts[0].ToolCPU != 0.6 {
+		t.Errorf("lost/dup/reordered/cpu = %+v %+v", ts[0], ts[1])
 	}
 	if len(ts[2].Errors) != 1 {
 		t.Errorf("mochi errors = %v", ts[2].Errors)
@@ -138,6 +128,35 @@ func TestCollectMissingTarget(t *testing.T) {
 	}
 }
 
+// TestRowsQoS: every QoS 1/2 row reports lost/dup/reordered, and fan-in QoS 1
+// runs with both MQTT versions.
+func TestRowsQoS(t *testing.T) {
+	versions := map[string]bool{}
+	for _, r := range rows(fullPlan()) {
+		qos, mqtt := "0", "5"
+		for i := 0; i+1 < len(r.Args); i++ {
+			switch r.Args[i] {
+			case "--qos":
+				qos = r.Args[i+1]
+			case "--mqtt":
+				mqtt = r.Args[i+1]
+			}
+		}
+		if r.Acked() != (qos == "1" || qos == "2") {
+			t.Errorf("%s: Acked %v with --qos %s", r.ID, r.Acked(), qos)
+		}
+		if r.Scenario == "fanin" && qos == "1" {
+			versions[mqtt] = true
+			if !strings.Contains(r.Title, "MQTT "+mqtt) {
+				t.Errorf("%s: title %q does not name MQTT %s", r.ID, r.Title, mqtt)
+			}
+		}
+	}
+	if !versions["5"] || !versions["3.1.1"] {
+		t.Errorf("fan-in QoS 1 runs with MQTT %v, want 5 and 3.1.1", versions)
+	}
+}
+
 func TestMergeCompare(t *testing.T) {
 	res := mustParse(t)
 	one := func(name string, v float64, errs ...string) *bench.CompareResult {
@@ -184,36 +203,71 @@ func TestFormatFigure(t *testing.T) {
 func testEnv() env {
 	return env{Date: time.Date(2026, 11, 26, 21, 0, 0, 0, time.UTC), NProc: 2, CPUModel: "Test CPU",
 		Kernel: "6.1.0", GoVersion: "go1.26.8", Mosquitto: "2.0.11", Mochi: "v2.7.9", FlockMQ: "abc123",
-		LoadStart: "load average: 1.00", LoadEnd: "load average: 2.00", BrokerCPUs: "1", ToolCPUs: "0",
-		Rounds: 3, MakeCommand: "make bench-compare", Brokers: []string{"taskset -c 1 bin/flockmq -listen 127.0.0.1:1"},
-		MosqConf: mosquittoConf(0)}
+		FlockMQDefaults: "-store raft, -loops 0", DataFS: "ext4",
+		LoadStart: "load average: 1.00", LoadEnd: "load average: 2.00",
+		Rounds: 3, MakeCommand: "make bench-compare",
+		Brokers: []string{"bin/flockmq -listen 127.0.0.1:1 -data-dir d -raft-bind 127.0.0.1:2",
+			"/usr/sbin/mosquitto -c m.conf", "bin/mochi -listen 127.0.0.1:3"},
+		MosqConf: mosquittoConf("PORT", "DATA_DIR/")}
 }
 
 func TestRenderSection(t *testing.T) {
 	res := mustParse(t)
 	r := rows(fullPlan())[1]
 	ts := collect(r, res, names, nil)
-	ts[1].Check = &bench.SeqCounts{Reordered: 5}
+	ts[0].CPU = cpuTotal{CPU: 15 * time.Second, Wall: 10 * time.Second, Runs: 3}
+	ts[1].CPU = cpuTotal{CPU: 9 * time.Second, Wall: 10 * time.Second, Runs: 2, Unmeasured: 1}
 	results := []rowResult{{Row: r, Targets: ts, Notes: []string{"mochi exited during the run"},
 		Commands: []string{"bin/flockmq-bench compare --rounds 3"}}}
 	md := renderSection(testEnv(), results, names)
 	for _, want := range []string{
 		"## Broker comparison\n",
 		"2026-11-26 21:00 UTC",
-		"| scenario | figure | flockmq | mosquitto | mochi | FlockMQ / best peer | QoS 1 lost/dup/reordered |",
-		"| fan-in 8 → 1, QoS 1 | msg/s, ↑ higher is better | 90,000 | 130,000 | 60,000 | 0.69 (vs mosquitto) | flockmq 0/1/?, mosquitto 2/0/5, mochi 0/0/? |",
-		"  - mochi: [60,000, 0, 70,000] msg/s; load tool 0.40 cores; errors: bench: connect failed: 8 of 9 ready",
+		"Machine: 2 CPUs (`nproc`), Test CPU; kernel 6.1.0",
+		"FlockMQ as `make run` starts it: `bin/flockmq` with this build's defaults (`bin/flockmq -h`: -store raft, -loops 0).",
+		"`-data-dir` (a fresh directory for each broker start, on ext4",
+		"`-raft-bind` (a free loopback port",
+		"Mosquitto with Debian's packaged configuration",
+		"CPU: nothing is pinned. No `taskset` for the brokers or the load tool, which share all 2 CPUs",
+		"MQTT 5 unless the row says 3.1.1",
+		"| scenario | figure | flockmq | mosquitto | mochi | FlockMQ / best peer | broker CPU: cores used (CPU s) | QoS 1/2 lost/dup/reordered |",
+		"| fan-in 8 → 1, QoS 1, MQTT 5 | msg/s, ↑ higher is better | 90,000 | 130,000 | 60,000 | 0.69 (vs mosquitto) | " +
+			"flockmq 1.50 (15.0 s), mosquitto 0.90 (9.0 s), mochi ? | flockmq 0/1/0, mosquitto 2/0/5, mochi 0/0/0 |",
+		"  - flockmq: [90,000, 100,000, 80,000] msg/s; broker CPU 15.00 s in 10.0 s of 3 run(s), 1.50 cores; load tool 0.60 cores; lost 0, duplicated 1, reordered 0 over 3 run(s)",
+		"  - mosquitto: [150,000, 120,000, 130,000] msg/s; broker CPU 9.00 s in 10.0 s of 2 run(s), 0.90 cores (1 run(s) not measured);",
+		"  - mochi: [60,000, 0, 70,000] msg/s; broker CPU 0.00 s in 0.0 s of 0 run(s), 0.00 cores; load tool 0.40 cores; lost 0, duplicated 0, reordered 0 over 3 run(s); errors: bench: connect failed: 8 of 9 ready",
 		"  - note: mochi exited during the run",
 		"load average: 1.00",
+		"```sh\nmake bench-compare\n",
+		"bin/flockmq -listen 127.0.0.1:1 -data-dir d -raft-bind 127.0.0.1:2\n/usr/sbin/mosquitto -c m.conf\nbin/mochi -listen 127.0.0.1:3\n",
 		"bin/flockmq-bench compare --rounds 3\n",
-		"max_inflight_messages 0",
+		"listener PORT 127.0.0.1\n",
+		"persistence_location DATA_DIR/\n",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("section lacks %q:\n%s", want, md)
 		}
 	}
+	for _, banned := range []string{"taskset -c", "GOMAXPROCS=", "-store memory", "-loops 1", "pinned to CPU"} {
+		if strings.Contains(md, banned) {
+			t.Errorf("section mentions %q, a tuned or pinned configuration:\n%s", banned, md)
+		}
+	}
 	if strings.Count(md, "\n## ") != 0 {
 		t.Errorf("the section must hold no other level-2 heading (replaceSection ends it there)")
+	}
+}
+
+func TestRenderSectionQoS0AndFailed(t *testing.T) {
+	r := rows(fullPlan())[0] // fan-in QoS 0
+	ts := collect(r, nil, names, nil)
+	md := renderSection(testEnv(), []rowResult{{Row: r, Targets: ts}}, names)
+	if want := "| failed | failed | failed | n/a | flockmq ?, mosquitto ?, mochi ? | n/a (QoS 0) |"; !strings.Contains(md, want) {
+		t.Errorf("section lacks %q:\n%s", want, md)
+	}
+	r = rows(fullPlan())[1]
+	if got := qosCell(collect(r, nil, names, nil)); got != "flockmq n/a, mosquitto n/a, mochi n/a" {
+		t.Errorf("qosCell without results = %q", got)
 	}
 }
 
@@ -248,25 +302,6 @@ func TestDedupe(t *testing.T) {
 	}
 }
 
-func TestCPULists(t *testing.T) {
-	for n, want := range map[int][2]string{1: {"", ""}, 2: {"1", "0"}, 4: {"2-3", "0-1"}, 3: {"1-2", "0"}} {
-		b, tl := defaultCPULists(n)
-		if b != want[0] || tl != want[1] {
-			t.Errorf("defaultCPULists(%d) = %q, %q", n, b, tl)
-		}
-	}
-	for list, want := range map[string]int{"1": 1, "2-3": 2, "0,2-3": 3, "1,1": 1} {
-		if got, err := cpuCount(list); err != nil || got != want {
-			t.Errorf("cpuCount(%q) = %d, %v", list, got, err)
-		}
-	}
-	for _, bad := range []string{"", "a", "3-1", "-1"} {
-		if _, err := cpuCount(bad); err == nil {
-			t.Errorf("cpuCount(%q) succeeded", bad)
-		}
-	}
-}
-
 func TestMachineParsers(t *testing.T) {
 	if got := cpuModel([]byte("processor\t: 0\nmodel name\t: AMD EPYC 7B13\nflags\t: x\n")); got != "AMD EPYC 7B13" {
 		t.Errorf("cpuModel = %q", got)
@@ -277,6 +312,13 @@ func TestMachineParsers(t *testing.T) {
 	if got := bench.ParseVmRSS([]byte("Name:\tx\nVmRSS:\t   1234 kB\n")); got != 1234 {
 		t.Errorf("ParseVmRSS = %d", got)
 	}
+	help := "Usage of flockmq:\n  -data-dir string\n    \tdirectory of the raft log (default data; env FLOCKMQ_DATA_DIR)\n" +
+		"  -loops string\n    \tevent loops (0 = one per CPU) (default 0; env FLOCKMQ_LOOPS)\n" +
+		"  -raft-advertise string\n    \taddress (default: the bound one) (default ; env FLOCKMQ_RAFT_ADVERTISE)\n"
+	if got, want := flagDefaults(help, "loops", "data-dir", "raft-advertise", "store"),
+		"-loops 0, -data-dir data, -raft-advertise , -store ?"; got != want {
+		t.Errorf("flagDefaults = %q, want %q", got, want)
+	}
 }
 
 func TestShellLine(t *testing.T) {
@@ -286,12 +328,18 @@ func TestShellLine(t *testing.T) {
 	}
 }
 
+// TestMosquittoConf: Debian's configuration plus a listener; no tuning.
 func TestMosquittoConf(t *testing.T) {
-	c := mosquittoConf(18830)
-	for _, want := range []string{"listener 18830 127.0.0.1\n", "allow_anonymous true\n", "set_tcp_nodelay true\n",
-		"max_queued_messages 0\n", "max_inflight_messages 0\n"} {
+	c := mosquittoConf("18830", "/tmp/d/")
+	for _, want := range []string{"listener 18830 127.0.0.1\n", "allow_anonymous true\n", "persistence true\n",
+		"persistence_location /tmp/d/\n", "log_dest stderr\n"} {
 		if !strings.Contains(c, want) {
 			t.Errorf("config lacks %q", want)
+		}
+	}
+	for _, tuned := range []string{"max_", "set_tcp_nodelay", "sys_interval", "persistence false", "log_type"} {
+		if strings.Contains(c, tuned) {
+			t.Errorf("config sets %q, which Debian's leaves at its default", tuned)
 		}
 	}
 }
@@ -331,6 +379,9 @@ func TestCleanOut(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, f), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "flockmq-data-123", "raft"), 0o755); err != nil {
+		t.Fatal(err)
 	}
 	if err := cleanOut(dir); err != nil {
 		t.Fatal(err)
