@@ -33,7 +33,7 @@ func benchCluster(b *testing.B, n int) []*benchNode {
 	for i := range nodes {
 		id := fmt.Sprintf("n%d", i+1)
 		f := fsm.New()
-		r, err := OpenRaft(RaftConfig{NodeID: id, Dir: b.TempDir(), Bind: "127.0.0.1:0", Bootstrap: i == 0}, f)
+		r, err := OpenRaft(RaftConfig{NodeID: id, Dir: b.TempDir(), Bind: "127.0.0.1:0", Bootstrap: i == 0, Logger: quiet}, f)
 		if err != nil {
 			b.Fatal(err)
 		}

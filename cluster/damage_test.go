@@ -33,7 +33,7 @@ func TestRaftDamagedLogPages(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	_, err = OpenRaft(RaftConfig{NodeID: "n1", Dir: dir, Bind: "127.0.0.1:0", Bootstrap: true, Fast: true}, &sumFSM{})
+	_, err = OpenRaft(RaftConfig{NodeID: "n1", Dir: dir, Bind: "127.0.0.1:0", Bootstrap: true, Fast: true, Logger: quiet}, &sumFSM{})
 	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "damaged") {
 		t.Fatalf("want an error saying %s is damaged, got %v", path, err)
 	}

@@ -1,3 +1,23 @@
-// Package cluster wires raft, memberlist and the peer link between nodes.
-// Nothing is in it yet beyond a check that the pinned stack builds and runs.
+// Package cluster is a node's replicated side: hashicorp/raft over the fsm
+// package, and the broker.Store that proposes through it.
+//
+//   - Node (node.go) opens a node's data dir (its stable id, raft's bolt log
+//     and snapshots), bootstraps or joins the cluster, and, while it leads,
+//     runs the housekeeping that expires sessions and retained messages and
+//     publishes the wills of sessions whose node is gone. Status, Join,
+//     Remove and ParsePeers (membership.go) serve the operator.
+//   - Raft (raft.go) is the raft instance with its stores and transport; its
+//     own log lines go to the node's slog logger (raftlog.go).
+//   - Proposer (proposer.go) gathers the node's ops into batches, one log
+//     entry each with an idempotency key, and submits them in order: applied
+//     here when this node leads, forwarded to the leader otherwise. Its
+//     queue is bounded (MaxPending; ErrBacklog beyond it).
+//   - Store (store.go) implements broker.Store: writes are proposer ops that
+//     complete on commit, reads come from the local FSM replica.
+//   - One TCP port carries raft and the forwarding RPC (mux.go, forward.go):
+//     the first byte of a connection says which.
+//
+// Membership is static or changed by the operator (Join, Remove); gossip
+// (memberlist) is pinned in go.mod and checked to build and run, but no node
+// uses it yet. Goroutines and locks are listed in docs/threads.md.
 package cluster

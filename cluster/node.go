@@ -5,8 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,10 +39,14 @@ type NodeConfig struct {
 	BootstrapExpect int
 	NoBootstrap     bool
 	// Fast shortens raft timeouts (tests).
-	Fast   bool
+	Fast bool
+	// Logger receives the node's log lines, raft's own among them (default:
+	// slog.Default()).
 	Logger *slog.Logger
-	// RaftLog receives raft's own log lines (default: discarded).
-	RaftLog io.Writer
+	// RaftListener, when set, is used instead of listening on RaftBind;
+	// the node owns it from then on: it is closed with the node, or before
+	// StartNode returns an error.
+	RaftListener net.Listener
 }
 
 // Node is one node's raft, FSM, proposer and broker store, plus the
@@ -64,7 +68,14 @@ type Node struct {
 
 // StartNode opens the node's raft state in cfg.DataDir, bootstrapping a
 // one-voter cluster on first start, and starts its proposer.
-func StartNode(cfg NodeConfig) (*Node, error) {
+func StartNode(cfg NodeConfig) (_ *Node, err error) {
+	if cfg.RaftListener != nil {
+		defer func() {
+			if err != nil {
+				cfg.RaftListener.Close() // again, if OpenRaft closed it
+			}
+		}()
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -96,7 +107,7 @@ func StartNode(cfg NodeConfig) (*Node, error) {
 	}
 	f := fsm.New()
 	r, err := OpenRaft(RaftConfig{NodeID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftBind,
-		Advertise: cfg.RaftAdvertise, Bootstrap: !cfg.NoBootstrap, Servers: cfg.Peers, Fast: cfg.Fast, LogOutput: cfg.RaftLog}, f)
+		Advertise: cfg.RaftAdvertise, Bootstrap: !cfg.NoBootstrap, Servers: cfg.Peers, Fast: cfg.Fast, Logger: log, Listener: cfg.RaftListener}, f)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +281,7 @@ func (n *Node) housekeep(b *broker.Broker) {
 	now := nowMS()
 	for _, s := range n.fsm.PendingWills(now) {
 		n.publishWill(b, &s)
-		n.prop.Propose(&fsm.WillDone{ClientID: s.ClientID, Epoch: s.Epoch}, func(fsm.Result, error) {})
+		n.prop.Propose(&fsm.WillDone{ClientID: s.ClientID, Epoch: s.Epoch}, n.logSweep("will done", "client", s.ClientID))
 	}
 	for _, s := range n.fsm.ExpiredSessions(now) {
 		if !s.OwnerDown {
@@ -279,10 +290,25 @@ func (n *Node) housekeep(b *broker.Broker) {
 		if s.Will != nil {
 			n.publishWill(b, &s) // the session ends before its will delay [MQTT-3.1.3-9]
 		}
-		n.prop.Propose(&fsm.SessionExpired{ClientID: s.ClientID, Epoch: s.Epoch}, func(fsm.Result, error) {})
+		n.prop.Propose(&fsm.SessionExpired{ClientID: s.ClientID, Epoch: s.Epoch}, n.logSweep("session expiry", "client", s.ClientID))
 	}
 	for _, r := range n.fsm.ExpiredRetained(now) {
-		n.prop.Propose(&fsm.RetainedDelete{Topic: r.Topic, ExpiredBy: now}, func(fsm.Result, error) {})
+		n.prop.Propose(&fsm.RetainedDelete{Topic: r.Topic, ExpiredBy: now}, n.logSweep("retained message expiry", "topic", r.Topic))
+	}
+}
+
+// logSweep returns the done callback of a housekeeping op: a failure is
+// logged at warn, naming the op and its subject (key, value). Stale,
+// NotFound and Invalid answers are races with the session's own node or a
+// newer message, not failures.
+func (n *Node) logSweep(op, key, value string) func(fsm.Result, error) {
+	return func(r fsm.Result, err error) {
+		switch {
+		case err != nil:
+			n.log.Warn("housekeeping: "+op+" failed", key, value, "err", err)
+		case r.Code != fsm.CodeOK && r.Code != fsm.CodeStale && r.Code != fsm.CodeNotFound && r.Code != fsm.CodeInvalid:
+			n.log.Warn("housekeeping: "+op+" refused", key, value, "code", r.Code.String())
+		}
 	}
 }
 

@@ -6,7 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,27 +14,103 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/fsm"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
-// peerAddrs gives three raft addresses on distinct loopback IPs, so that a
-// peer list can be written before the nodes start.
-func peerAddrs(t *testing.T) []string {
-	t.Helper()
-	port := 20000 + os.Getpid()%20000
-	var out []string
-	for i := 0; i < 3; i++ {
-		addr := fmt.Sprintf("127.0.%d.%d:%d", 10+os.Getpid()%200, 11+i, port)
-		ln, err := net.Listen("tcp", addr)
-		if err != nil {
-			t.Skipf("loopback address %s not usable here: %v", addr, err)
-		}
-		ln.Close()
-		out = append(out, addr)
-	}
-	return out
+// heldPort is a raft port bound (to port 0) for a whole test, so that a
+// peer list can be written before the nodes start and a node stopped and
+// started again finds its address free: each start gets a view of the
+// listener, and closing a view leaves the socket bound. Connections that
+// arrive while no view is open are closed, as a stopped node's would be
+// refused.
+type heldPort struct {
+	ln   net.Listener
+	done chan struct{}
+
+	mu  sync.Mutex
+	cur *portView
 }
+
+func holdPort(t *testing.T) *heldPort {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &heldPort{ln: ln, done: make(chan struct{})}
+	go h.serve()
+	t.Cleanup(func() {
+		ln.Close()
+		<-h.done
+	})
+	return h
+}
+
+func (h *heldPort) addr() string { return h.ln.Addr().String() }
+
+func (h *heldPort) serve() {
+	defer close(h.done)
+	for {
+		c, err := h.ln.Accept()
+		if err != nil {
+			return
+		}
+		h.mu.Lock()
+		v := h.cur
+		h.mu.Unlock()
+		if v == nil {
+			c.Close()
+			continue
+		}
+		select {
+		case v.conns <- c:
+		case <-v.closed:
+			c.Close()
+		}
+	}
+}
+
+// listener opens a new view; the previous one must be closed.
+func (h *heldPort) listener() net.Listener {
+	v := &portView{h: h, conns: make(chan net.Conn), closed: make(chan struct{})}
+	h.mu.Lock()
+	h.cur = v
+	h.mu.Unlock()
+	return v
+}
+
+// portView is one node's listener on a heldPort.
+type portView struct {
+	h      *heldPort
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (v *portView) Accept() (net.Conn, error) {
+	select {
+	case c := <-v.conns:
+		return c, nil
+	case <-v.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (v *portView) Close() error {
+	v.once.Do(func() {
+		close(v.closed)
+		v.h.mu.Lock()
+		if v.h.cur == v {
+			v.h.cur = nil
+		}
+		v.h.mu.Unlock()
+	})
+	return nil
+}
+
+func (v *portView) Addr() net.Addr { return v.h.ln.Addr() }
 
 func claim(t *testing.T, s *Store, id string, clean bool) broker.ClaimResult {
 	t.Helper()
@@ -69,8 +145,8 @@ func tryClaim(s *Store, id string, clean bool) (broker.ClaimResult, error) {
 // the leader is stopped and a new one takes claims; the stopped node,
 // restarted from its data dir, catches up.
 func TestNodesBootstrapExpect(t *testing.T) {
-	addrs := peerAddrs(t)
-	list := fmt.Sprintf("a@%s,b@%s,c@%s", addrs[0], addrs[1], addrs[2])
+	ports := []*heldPort{holdPort(t), holdPort(t), holdPort(t)}
+	list := fmt.Sprintf("a@%s,b@%s,c@%s", ports[0].addr(), ports[1].addr(), ports[2].addr())
 	peers, err := ParsePeers(list)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +154,7 @@ func TestNodesBootstrapExpect(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	ids := []string{"a", "b", "c"}
 	start := func(i int) *Node {
-		n, err := StartNode(NodeConfig{ID: ids[i], DataDir: dirs[i], RaftBind: addrs[i], Peers: peers,
+		n, err := StartNode(NodeConfig{ID: ids[i], DataDir: dirs[i], RaftListener: ports[i].listener(), Peers: peers,
 			BootstrapExpect: 3, Fast: true, Logger: quiet})
 		if err != nil {
 			t.Fatalf("start %s: %v", ids[i], err)
@@ -239,7 +315,7 @@ func TestProposerConcurrentClaims(t *testing.T) {
 // hold time and then fails with ErrUnavailable (the broker answers CONNACK
 // 0x88 / 3.1.1 0x03 or SUBACK 0x80).
 func TestProposerNoLeaderFails(t *testing.T) {
-	r, err := OpenRaft(RaftConfig{NodeID: "lonely", Dir: t.TempDir(), Bind: "127.0.0.1:0", Fast: true}, &sumFSM{})
+	r, err := OpenRaft(RaftConfig{NodeID: "lonely", Dir: t.TempDir(), Bind: "127.0.0.1:0", Fast: true, Logger: quiet}, &sumFSM{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,5 +330,113 @@ func TestProposerNoLeaderFails(t *testing.T) {
 	}
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("failed after %v, before the hold time", d)
+	}
+}
+
+// TestProposerBacklogBound: past MaxPending queued ops, Propose fails at once
+// with ErrBacklog (counted and logged once); the queued ops are unaffected.
+func TestProposerBacklogBound(t *testing.T) {
+	r, err := OpenRaft(RaftConfig{NodeID: "lonely", Dir: t.TempDir(), Bind: "127.0.0.1:0", Fast: true, Logger: quiet}, &sumFSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	log, buf := captureLog(slog.LevelInfo)
+	// No leader: the first op's batch is retried for the hold time and the
+	// rest wait behind it.
+	p := NewProposer(r, ProposerConfig{Node: "lonely", Boot: 1, MaxOps: 1, MaxPending: 3, Hold: time.Minute, Logger: log})
+	results := make(chan error, 10)
+	propose := func() {
+		p.Propose(&fsm.WillDone{ClientID: "c", Epoch: 1}, func(_ fsm.Result, err error) { results <- err })
+	}
+	propose()
+	waitUntil(t, 5*time.Second, "the first op to be taken into a batch", func() bool {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return len(p.pending) == 0
+	})
+	for i := 0; i < 3; i++ {
+		propose()
+	}
+	select {
+	case err := <-results:
+		t.Fatalf("an op under the bound finished early: %v", err)
+	default:
+	}
+	propose()
+	propose()
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-results:
+			if !errors.Is(err, ErrBacklog) {
+				t.Fatalf("op over the bound: %v, want ErrBacklog", err)
+			}
+		default:
+			t.Fatal("an op over the bound did not fail at once")
+		}
+	}
+	if n := p.Rejected(); n != 2 {
+		t.Fatalf("Rejected() = %d, want 2", n)
+	}
+	if !buf.hasLine("level=WARN", "proposal backlog full") || strings.Count(buf.String(), "proposal backlog full") != 1 {
+		t.Fatalf("want one backlog warning:\n%s", buf)
+	}
+	p.Close()
+	for i := 0; i < 4; i++ {
+		if err := <-results; !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("queued op at close: %v, want ErrUnavailable", err)
+		}
+	}
+}
+
+// TestHousekeepingLogsFailures: a sweep op that fails is logged at warn,
+// naming the op and its subject.
+func TestHousekeepingLogsFailures(t *testing.T) {
+	n, err := StartNode(NodeConfig{ID: "a", DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", Fast: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.WaitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	now := nowMS()
+	done := make(chan fsm.Result, 1)
+	n.prop.Propose(&fsm.RetainedSet{Topic: "t/old", Payload: []byte("x"), ExpiresAt: now + 50, Now: now},
+		func(r fsm.Result, err error) {
+			if err != nil {
+				t.Error(err)
+			}
+			done <- r
+		})
+	if r := <-done; r.Code != fsm.CodeOK {
+		t.Fatalf("retained set: %v", r.Code)
+	}
+	waitUntil(t, 5*time.Second, "the retained message to expire", func() bool {
+		return len(n.fsm.ExpiredRetained(nowMS())) == 1
+	})
+	log, buf := captureLog(slog.LevelInfo)
+	n.log = log
+	n.prop.Close() // every op now fails with ErrUnavailable
+	n.housekeep(nil)
+	if !buf.hasLine("level=WARN", "retained message expiry failed", "topic=t/old", "err=") {
+		t.Fatalf("no warning for the failed sweep op:\n%s", buf)
+	}
+}
+
+// TestStartNodeClosesListenerOnError: a listener handed to StartNode is
+// closed when the node cannot start.
+func TestStartNodeClosesListenerOnError(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, err = StartNode(NodeConfig{ID: "a", DataDir: t.TempDir(), RaftListener: ln, BootstrapExpect: 3, Logger: quiet})
+	if err == nil {
+		t.Fatal("started with bootstrap-expect 3 and no peers")
+	}
+	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept on the handed listener: %v, want net.ErrClosed", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -17,6 +18,15 @@ import (
 // the hold time: the MQTT operation fails with Server Unavailable.
 var ErrUnavailable = errors.New("cluster: no raft leader took the proposal in time")
 
+// ErrBacklog means the proposer already holds MaxPending ops waiting for a
+// batch: the new op fails at once, and the broker answers as for any store
+// failure (CONNACK 0x88 / 3.1.1 0x03, SUBACK 0x80; see docs/threads.md).
+var ErrBacklog = errors.New("cluster: too many proposals waiting for raft")
+
+// DefaultMaxPending is the default bound of the proposer's pending ops: 256
+// batches of the default MaxOps.
+const DefaultMaxPending = 65536
+
 // ProposerConfig tunes the batching proposer.
 type ProposerConfig struct {
 	Node string
@@ -27,8 +37,12 @@ type ProposerConfig struct {
 	Linger time.Duration
 	// Hold is how long a batch is retried without a leader before its ops fail
 	// with ErrUnavailable (default 5 s).
-	Hold   time.Duration
-	Logger *slog.Logger
+	Hold time.Duration
+	// MaxPending bounds the ops queued and not yet taken into a batch
+	// (default DefaultMaxPending); Propose fails at once with ErrBacklog
+	// beyond it.
+	MaxPending int
+	Logger     *slog.Logger
 }
 
 // Proposer gathers the node's commands into batches, one raft log entry
@@ -45,11 +59,14 @@ type Proposer struct {
 
 	mu      sync.Mutex
 	pending []pendingOp
+	full    bool // pending reached MaxPending and has not drained to half since
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
 	seq     uint64
 	closed  bool
+
+	rejected atomic.Uint64 // ops failed with ErrBacklog
 }
 
 type pendingOp struct {
@@ -69,6 +86,9 @@ func NewProposer(r *Raft, cfg ProposerConfig) *Proposer {
 	if cfg.Hold <= 0 {
 		cfg.Hold = 5 * time.Second
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -79,12 +99,26 @@ func NewProposer(r *Raft, cfg ProposerConfig) *Proposer {
 }
 
 // Propose queues cmd; done is called once with its result, from the
-// proposer's goroutine. It must not block.
+// proposer's goroutine. It must not block. When the proposer is closed, or
+// MaxPending ops are queued already (ErrBacklog), done is called at once,
+// before Propose returns.
 func (p *Proposer) Propose(cmd fsm.Command, done func(fsm.Result, error)) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		done(fsm.Result{}, ErrUnavailable)
+		return
+	}
+	if len(p.pending) >= p.cfg.MaxPending {
+		first := !p.full
+		p.full = true
+		p.mu.Unlock()
+		p.rejected.Add(1)
+		if first {
+			p.cfg.Logger.Warn("proposal backlog full: new operations fail until it drains",
+				"pending", p.cfg.MaxPending, "rejected", p.rejected.Load())
+		}
+		done(fsm.Result{}, ErrBacklog)
 		return
 	}
 	p.pending = append(p.pending, pendingOp{cmd, done})
@@ -97,6 +131,10 @@ func (p *Proposer) Propose(cmd fsm.Command, done func(fsm.Result, error)) {
 		}
 	}
 }
+
+// Rejected is the number of ops that failed with ErrBacklog. Safe for
+// concurrent use.
+func (p *Proposer) Rejected() uint64 { return p.rejected.Load() }
 
 // Close stops the proposer; ops still queued fail with ErrUnavailable.
 func (p *Proposer) Close() {
@@ -148,7 +186,13 @@ func (p *Proposer) run() {
 				break
 			}
 			ops := append([]pendingOp(nil), p.pending[:n]...)
-			p.pending = append(p.pending[:0], p.pending[n:]...)
+			left := len(p.pending) - n
+			copy(p.pending, p.pending[n:])
+			clear(p.pending[left:]) // pin no command the batch took
+			p.pending = p.pending[:left]
+			if p.full && len(p.pending) <= p.cfg.MaxPending/2 {
+				p.full = false // the next overflow is logged again
+			}
 			p.mu.Unlock()
 			p.submit(ops)
 		}

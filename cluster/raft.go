@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -35,8 +36,14 @@ type RaftConfig struct {
 	Servers   []raft.Server
 	// Fast shortens the timeouts for tests on loopback.
 	Fast bool
-	// LogOutput receives raft's own log lines (default: discarded).
-	LogOutput io.Writer
+	// Logger receives raft's own log lines, and those of its transport and
+	// snapshot store, at their levels (default: slog.Default()).
+	Logger *slog.Logger
+	// Listener, when set, is the listener raft and the forwarding RPC
+	// serve on, instead of one bound to Bind. OpenRaft owns it from then on:
+	// it is closed with the node, or before OpenRaft returns an error. Tests
+	// bind port 0 and so know the address before the node starts.
+	Listener net.Listener
 }
 
 // Raft is a running raft instance with its stores and transport. Methods are
@@ -102,18 +109,25 @@ func (g batchingGuard) ApplyBatch(logs []*raft.Log) []interface{} {
 
 // OpenRaft opens (or creates) the raft state in cfg.Dir and starts raft with
 // fsm. A damaged log store or snapshot gives an error naming the file.
-func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
+func OpenRaft(cfg RaftConfig, fsm raft.FSM) (_ *Raft, err error) {
+	if cfg.Listener != nil {
+		defer func() {
+			if err != nil {
+				cfg.Listener.Close() // again, if the transport closed it
+			}
+		}()
+	}
 	if cfg.NodeID == "" {
 		return nil, errors.New("cluster: raft needs a node id")
 	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
-	out := cfg.LogOutput
-	if out == nil {
-		out = io.Discard
+	slogger := cfg.Logger
+	if slogger == nil {
+		slogger = slog.Default()
 	}
-	logger := hclog.New(&hclog.LoggerOptions{Name: "raft", Level: hclog.Warn, Output: out})
+	logger := newHCLog(slogger, "raft")
 
 	dbPath := filepath.Join(cfg.Dir, "raft.db")
 	store, err := openLogStore(dbPath)
@@ -121,16 +135,19 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
 		return nil, err
 	}
 	snapDir := filepath.Join(cfg.Dir, "snapshots")
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, logger)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(cfg.Dir, 3, logger.Named("snapshot"))
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("cluster: snapshot store %s: %w", snapDir, err)
 	}
 
-	ln, err := net.Listen("tcp", cfg.Bind)
-	if err != nil {
-		store.Close()
-		return nil, fmt.Errorf("cluster: raft listen on %s: %w", cfg.Bind, err)
+	ln := cfg.Listener
+	if ln == nil {
+		ln, err = net.Listen("tcp", cfg.Bind)
+		if err != nil {
+			store.Close()
+			return nil, fmt.Errorf("cluster: raft listen on %s: %w", cfg.Bind, err)
+		}
 	}
 	var adv net.Addr = ln.Addr()
 	if cfg.Advertise != "" {
@@ -152,7 +169,7 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (*Raft, error) {
 		return (*h)(req)
 	}))
 	trans := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: raftLayer{m}, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger,
+		Stream: raftLayer{m}, MaxPool: 3, Timeout: 10 * time.Second, Logger: logger.Named("net"),
 	})
 	go m.serve()
 

@@ -75,7 +75,7 @@ func cmd(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 
 func openTestRaft(t *testing.T, id, dir string, bootstrap bool, fsm raft.FSM) *Raft {
 	t.Helper()
-	r, err := OpenRaft(RaftConfig{NodeID: id, Dir: dir, Bind: "127.0.0.1:0", Bootstrap: bootstrap, Fast: true}, fsm)
+	r, err := OpenRaft(RaftConfig{NodeID: id, Dir: dir, Bind: "127.0.0.1:0", Bootstrap: bootstrap, Fast: true, Logger: quiet}, fsm)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestRaftDamagedLogStore(t *testing.T) {
 	if err := os.WriteFile(path, bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, err := OpenRaft(RaftConfig{NodeID: "n1", Dir: dir, Bind: "127.0.0.1:0", Bootstrap: true, Fast: true}, &sumFSM{})
+	_, err := OpenRaft(RaftConfig{NodeID: "n1", Dir: dir, Bind: "127.0.0.1:0", Bootstrap: true, Fast: true, Logger: quiet}, &sumFSM{})
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Fatalf("want an error naming %s, got %v", path, err)
 	}
@@ -221,7 +221,7 @@ func TestRaftDamagedSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	_, err := OpenRaft(RaftConfig{NodeID: "n1", Dir: dir, Bind: "127.0.0.1:0", Bootstrap: true, Fast: true}, &sumFSM{})
+	_, err := OpenRaft(RaftConfig{NodeID: "n1", Dir: dir, Bind: "127.0.0.1:0", Bootstrap: true, Fast: true, Logger: quiet}, &sumFSM{})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "snapshots")) {
 		t.Fatalf("want an error naming the snapshot dir, got %v", err)
 	}

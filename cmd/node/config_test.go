@@ -284,15 +284,23 @@ func TestRunBadConfig(t *testing.T) {
 			t.Fatalf("stderr lacks %q:\n%s", want, stderr.String())
 		}
 	})
-	t.Run("help", func(t *testing.T) {
-		var stderr bytes.Buffer
-		if code := run([]string{"-h"}, envOf(), &stderr); code != 0 {
-			t.Fatalf("run -h returned %d, want 0", code)
-		}
-		for _, o := range options() {
-			if !strings.Contains(stderr.String(), "-"+o.name) || !strings.Contains(stderr.String(), envName(o.name)) {
-				t.Errorf("usage lacks -%s or %s", o.name, envName(o.name))
+	for _, help := range []string{"-h", "-help", "--help"} {
+		t.Run("help "+help, func(t *testing.T) {
+			var stderr bytes.Buffer
+			if code := run([]string{help}, envOf(), &stderr); code != 0 {
+				t.Fatalf("run %s returned %d, want 0", help, code)
 			}
+			for _, o := range options() {
+				if !strings.Contains(stderr.String(), "-"+o.name) || !strings.Contains(stderr.String(), envName(o.name)) {
+					t.Errorf("usage lacks -%s or %s", o.name, envName(o.name))
+				}
+			}
+		})
+	}
+	t.Run("unknown flag", func(t *testing.T) {
+		var stderr bytes.Buffer
+		if code := run([]string{"-no-such-flag"}, envOf(), &stderr); code != 2 {
+			t.Fatalf("run -no-such-flag returned %d, want 2", code)
 		}
 	})
 }

@@ -18,10 +18,18 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run runs the command and returns the exit status: 0 after a run or after
+// the usage asked for with -h, -help, --help or help (as flockmq does), 1
+// when the run failed, 2 for a command line it cannot use.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
 		return 2
+	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		usage(stderr)
+		return 0
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -30,7 +38,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg, err := bench.ParseFlags(args[0], args[1:], stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return 2
+		return 0 // the flag package printed the scenario's flags
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -67,7 +75,7 @@ func output(sum *bench.Summary, cfg bench.Config, stdout io.Writer) error {
 func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cc, err := bench.ParseCompare(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return 2
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
