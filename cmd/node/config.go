@@ -128,7 +128,7 @@ func options() []option {
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
 	add("receive-maximum", "unacknowledged QoS 1/2 publishes a client may send", uintOpt(func(c *nodeConfig) *uint16 { return &c.Broker.ReceiveMaximum }))
 	add("max-inflight", "unacknowledged QoS 1/2 messages towards one client", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxInflight }))
-	add("max-queued-messages", "messages queued per session beyond the inflight window", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxQueuedMessages }))
+	add("max-queued-messages", "messages queued for an offline session; a quarter of it holds publishers back", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxQueuedMessages }))
 	add("queue-qos0", "also queue QoS 0 messages for offline persistent sessions", boolOpt(func(c *nodeConfig) *bool { return &c.Broker.QueueQoS0 }))
 	add("max-topic-levels", "levels in a topic name or filter (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxTopicLevels }))
 	add("max-retained-size", "largest retained payload in bytes (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxRetainedSize }))
@@ -142,6 +142,7 @@ func options() []option {
 	add("connect-timeout", "time allowed between connecting and CONNECT", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.ConnectTimeout }))
 	add("sys-interval", "period of $SYS updates (0 = off)", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.SysInterval }))
 	add("mailbox-size", "cross-loop deliveries queued per loop before QoS 0 is dropped", intOpt(func(c *nodeConfig) *int { return &c.Broker.MailboxSize }))
+	add("slow-consumer-timeout", "time a client may hold publishers back without acknowledging anything, then 0x97 (0 = never)", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.SlowConsumerTimeout }))
 	return o
 }
 
