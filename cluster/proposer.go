@@ -271,8 +271,8 @@ func applyLocal(r *Raft, data []byte, timeout time.Duration) ([]fsm.Result, erro
 		return nil, err // ErrNotLeader, ErrLeadershipLost (outcome unknown: the retry is deduplicated)
 	}
 	switch v := f.Response().(type) {
-	case []fsm.Result:
-		return v, nil
+	case *fsm.Response:
+		return v.Take(), nil
 	case error:
 		return nil, v
 	}

@@ -83,7 +83,17 @@ func (t *txn) claim(c *SessionClaim, epoch uint64, events *[]ClaimEvent) Result 
 			s.Subscriptions = prev.Subscriptions
 		}
 	}
-	t.putSession(prev, s)
+	if s.ephemeral() {
+		// Nothing of it outlives the connection and no will waits on its
+		// owner: the claim fences (the event below) and the epoch orders it,
+		// but no entry is kept. A clean connection costs the registry
+		// nothing while it lasts.
+		if prev != nil {
+			t.deleteSession(prev)
+		}
+	} else {
+		t.putSession(prev, s)
+	}
 	*events = append(*events, ClaimEvent{
 		ClientID: c.ClientID, Epoch: epoch, Node: c.Node, Boot: c.Boot,
 		PrevNode: res.PrevOwner, PrevBoot: res.PrevBoot, PrevEpoch: res.PrevEpoch,

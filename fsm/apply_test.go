@@ -162,14 +162,53 @@ func TestDisconnectExpireRelease(t *testing.T) {
 	if _, ok := a.f.Session("c"); ok || len(a.f.ExpiredSessions(t0+1<<40)) != 0 {
 		t.Fatal("expired session still there")
 	}
-	// Release of a connected clean session.
-	r = a.claim("clean", true, 0, t0)
-	a.one(&Subscribe{ClientID: "clean", Epoch: r.Epoch, Filter: "f"})
+	// Release of a connected session that ends with its connection and
+	// has a will (kept, for the will).
+	r = a.one(&SessionClaim{ClientID: "clean", Node: "n1", Boot: 1, CleanStart: true, Now: t0,
+		Will: &Will{Topic: "w", Payload: []byte("gone")}})
+	if st := a.f.Stats(); st.Sessions != 1 {
+		t.Fatalf("stats after the claim of a session with a will: %+v", st)
+	}
 	if res := a.one(&SessionRelease{ClientID: "clean", Epoch: r.Epoch}); res.Code != CodeOK {
 		t.Fatal(res.Code)
 	}
 	if st := a.f.Stats(); st.Sessions != 0 || st.Subscriptions != 0 {
 		t.Fatalf("stats after release: %+v", st)
+	}
+}
+
+// TestEphemeralClaimKeepsNoEntry: a session that ends with its connection
+// and has no will is claimed (fenced, with an epoch and a hook event) but
+// leaves no registry entry; claiming such a session over a persistent one
+// resumes it (clean start 0) and removes its entry.
+func TestEphemeralClaimKeepsNoEntry(t *testing.T) {
+	a := newApplier(t)
+	var events []ClaimEvent
+	a.f.SetClaimHook(func(e ClaimEvent) { events = append(events, e) })
+	r := a.claim("e", true, 0, t0)
+	if r.Epoch == 0 || len(events) != 1 || events[0].Epoch != r.Epoch {
+		t.Fatalf("ephemeral claim: %+v, events %+v", r, events)
+	}
+	if st := a.f.Stats(); st.Sessions != 0 {
+		t.Fatalf("an ephemeral session left an entry: %+v", st)
+	}
+	if res := a.one(&SessionRelease{ClientID: "e", Epoch: r.Epoch}); res.Code != CodeNotFound {
+		t.Fatalf("release of an ephemeral session: %v", res.Code)
+	}
+	p := a.claim("p", false, 60, t0)
+	a.one(&Subscribe{ClientID: "p", Epoch: p.Epoch, Filter: "f"})
+	a.one(&SessionDisconnected{ClientID: "p", Epoch: p.Epoch, At: t0, Expiry: 60})
+	r = a.claim("p", false, 0, t0+1)
+	if !r.SessionPresent || len(r.Subscriptions) != 1 || r.PrevEpoch != p.Epoch {
+		t.Fatalf("resuming a persistent session with expiry 0: %+v", r)
+	}
+	if _, ok := a.f.Session("p"); ok || a.f.Stats().Subscriptions != 0 {
+		t.Fatal("the resumed session's entry outlives the connection that ends it")
+	}
+	// A later claim is fenced against the ephemeral one by its event.
+	r2 := a.claim("p", true, 0, t0+2)
+	if last := events[len(events)-1]; last.Epoch != r2.Epoch || r2.Epoch <= r.Epoch {
+		t.Fatalf("second ephemeral claim: %+v after %+v", last, r)
 	}
 }
 
@@ -337,7 +376,7 @@ func TestApplyNonCommandAndUndecodable(t *testing.T) {
 	if err, ok := out[1].(error); !ok || !errors.Is(err, ErrUnsupportedVersion) {
 		t.Fatalf("undecodable entry: %v", out[1])
 	}
-	if res, ok := out[2].([]Result); !ok || res[0].Code != CodeOK {
+	if resp, ok := out[2].(*Response); !ok || resp.Take()[0].Code != CodeOK {
 		t.Fatalf("entry after a bad one: %v", out[2])
 	}
 }
@@ -353,7 +392,7 @@ func TestClaimHook(t *testing.T) {
 		got = append(got, e)
 	})
 	r1 := a.claim("c", false, 10, t0)
-	a.one(&SessionClaim{ClientID: "c", Node: "n2", Boot: 4, Now: t0})
+	a.one(&SessionClaim{ClientID: "c", Node: "n2", Boot: 4, Expiry: 10, Now: t0})
 	a.one(&SessionClaim{ClientID: "", Node: "n2"}) // invalid: no event
 	if len(got) != 2 || got[0] != (ClaimEvent{ClientID: "c", Epoch: r1.Epoch, Node: "n1", Boot: 1}) ||
 		got[1].PrevNode != "n1" || got[1].PrevEpoch != r1.Epoch || got[1].Node != "n2" {

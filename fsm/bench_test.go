@@ -39,7 +39,7 @@ func BenchmarkApplyBatch256Claims(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		out := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: data[i]})
-		if res := out.([]Result); res[255].Code != CodeOK {
+		if res := out.(*Response).Take(); res[255].Code != CodeOK {
 			b.Fatal(res[255].Code)
 		}
 	}

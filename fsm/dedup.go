@@ -33,9 +33,11 @@ type bootEntry struct {
 // only have a code, most codes are CodeOK.
 type windowSlot struct {
 	seq   uint64
+	index uint64          // the log index the batch was applied at
 	n     int             // ops in the batch
 	codes []Code          // code per op; nil when every op got CodeOK
-	rich  []indexedResult // results with more than a code, by op position
+	epoch []uint64        // bit i: op i's result is its claim epoch alone (makeEpoch(index, i))
+	rich  []indexedResult // other results with more than a code, by op position
 }
 
 type indexedResult struct {
@@ -43,17 +45,29 @@ type indexedResult struct {
 	r Result
 }
 
-func compactResults(seq uint64, res []Result) windowSlot {
-	w := windowSlot{seq: seq, n: len(res)}
+func compactResults(seq, index uint64, res []Result) windowSlot {
+	w := windowSlot{seq: seq, index: index, n: len(res)}
 	for i := range res {
-		if res[i].Code != CodeOK && w.codes == nil {
+		r := &res[i]
+		if r.Code != CodeOK && w.codes == nil {
 			w.codes = make([]Code, len(res))
 		}
 		if w.codes != nil {
-			w.codes[i] = res[i].Code
+			w.codes[i] = r.Code
 		}
-		if !plainResult(&res[i]) {
-			w.rich = append(w.rich, indexedResult{i, res[i]})
+		switch {
+		case plainResult(r):
+		case r.Code == CodeOK && r.Epoch == makeEpoch(index, i) && plainResult(&Result{PrevOwner: r.PrevOwner,
+			PrevBoot: r.PrevBoot, PrevEpoch: r.PrevEpoch, SessionPresent: r.SessionPresent,
+			Subscriptions: r.Subscriptions, Existed: r.Existed, Count: r.Count}):
+			// A claim of a new client id, the most common rich result:
+			// one bit.
+			if w.epoch == nil {
+				w.epoch = make([]uint64, (len(res)+63)/64)
+			}
+			w.epoch[i/64] |= 1 << (i % 64)
+		default:
+			w.rich = append(w.rich, indexedResult{i, *r})
 		}
 	}
 	return w
@@ -64,6 +78,11 @@ func (w *windowSlot) results() []Result {
 	res := make([]Result, w.n)
 	for i, c := range w.codes {
 		res[i].Code = c
+	}
+	for i := range res {
+		if i/64 < len(w.epoch) && w.epoch[i/64]&(1<<(i%64)) != 0 {
+			res[i].Epoch = makeEpoch(w.index, i)
+		}
 	}
 	for _, x := range w.rich {
 		res[x.i] = x.r
@@ -100,13 +119,13 @@ func (t *txn) seen(node string, boot, seq uint64, nops int) (res []Result, apply
 
 // record stores the results of applied batch (node, boot, seq). Seq 0 is
 // not recorded: such batches carry no idempotency key.
-func (t *txn) record(node string, boot, seq uint64, results []Result) {
+func (t *txn) record(node string, boot, seq, index uint64, results []Result) {
 	if seq == 0 {
 		return
 	}
 	k := bootKey{node, boot}
 	e := t.editBoot(k)
-	e.window[seq%DedupWindow] = compactResults(seq, results)
+	e.window[seq%DedupWindow] = compactResults(seq, index, results)
 	if seq > e.lastSeq {
 		e.lastSeq = seq
 	}

@@ -26,7 +26,7 @@ func TestIdempotentRetry(t *testing.T) {
 		t.Fatal("retry changed the state or fired the hook")
 	}
 	// The same key inside one ApplyBatch (both copies committed in one go).
-	b2 := &Batch{Node: "n1", Boot: 1, Seq: 2, Ops: []Command{&SessionClaim{ClientID: "d", Node: "n1", Now: t0}}}
+	b2 := &Batch{Node: "n1", Boot: 1, Seq: 2, Ops: []Command{&SessionClaim{ClientID: "d", Node: "n1", Expiry: 60, Now: t0}}}
 	out := a.f.ApplyBatch([]*raft.Log{a.log(b2), a.log(b2)})
 	if !reflect.DeepEqual(out[0], out[1]) || a.f.Stats().Sessions != 2 {
 		t.Fatalf("duplicate within one ApplyBatch: %v %v", out[0], out[1])

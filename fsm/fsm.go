@@ -57,7 +57,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 
 // ApplyBatch applies log entries in order and returns one response per log:
 //
-//   - a []Result with one Result per op of the entry's Batch;
+//   - a *Response holding one Result per op of the entry's Batch;
 //   - nil for a log that is not a raft.LogCommand;
 //   - an error (wrapping ErrTruncated, ErrMalformed, ErrUnsupportedVersion
 //     or ErrUnknownOp) when the entry does not decode; nothing is applied
@@ -65,8 +65,8 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 //
 // Idempotency: a batch whose (Node, Boot, Seq) was applied before is not
 // applied again. Within the last DedupWindow batches of that node boot the
-// response is the []Result recorded when it was applied (the same slice:
-// read-only); an older Seq gets CodeDuplicate for every op. Seq 0 opts out:
+// response holds the results recorded when it was applied (read-only); an
+// older Seq gets CodeDuplicate for every op. Seq 0 opts out:
 // such a batch is always applied. A batch from a node boot that NodeDown
 // declared dead gets CodeFenced for every op.
 //
@@ -98,10 +98,25 @@ func (t *txn) applyLog(index uint64, data []byte, events *[]ClaimEvent) interfac
 		return fmt.Errorf("fsm: log %d: %w", index, err)
 	}
 	if res, apply := t.seen(b.Node, b.Boot, b.Seq, len(b.Ops)); !apply {
-		return res
+		return &Response{res}
 	}
 	res := t.applyBatch(index, b, events)
-	t.record(b.Node, b.Boot, b.Seq, res)
+	t.record(b.Node, b.Boot, b.Seq, index, res)
+	return &Response{res}
+}
+
+// Response is what ApplyBatch answers for an entry it applied (or had
+// applied): one Result per op of its Batch. raft's log cache keeps each
+// recent entry, and with it its response, long after the proposer read it:
+// Take hands the results over once and lets them go, so that the cache
+// holds a few bytes per entry rather than every op's result.
+type Response struct{ results []Result }
+
+// Take returns the results and forgets them: a second Take returns nil.
+// For the one goroutine that waited for the entry.
+func (r *Response) Take() []Result {
+	res := r.results
+	r.results = nil
 	return res
 }
 

@@ -88,10 +88,11 @@ func (a *applier) do(ops ...Command) []Result {
 func (a *applier) batch(b *Batch) []Result {
 	a.t.Helper()
 	out := a.f.Apply(a.log(b))
-	res, ok := out.([]Result)
+	resp, ok := out.(*Response)
 	if !ok {
 		a.t.Fatalf("apply: response %T %v", out, out)
 	}
+	res := resp.Take()
 	if len(res) != len(b.Ops) {
 		a.t.Fatalf("apply: %d results for %d ops", len(res), len(b.Ops))
 	}
@@ -138,7 +139,15 @@ func dumpOf(st *state) dumpT {
 		return true
 	})
 	for k, e := range st.boots {
-		d.Boots = append(d.Boots, fmt.Sprintf("%s/%d last=%d down=%v@%d window=%v", k.node, k.boot, e.lastSeq, e.down, e.downAt, e.window))
+		// Slots by what they answer, not how they hold it (a restored slot
+		// keeps its claim epochs as rich results).
+		var window []string
+		for i := range e.window {
+			if w := &e.window[i]; w.seq != 0 {
+				window = append(window, fmt.Sprintf("%d:%d:%v", i, w.seq, w.results()))
+			}
+		}
+		d.Boots = append(d.Boots, fmt.Sprintf("%s/%d last=%d down=%v@%d window=%v", k.node, k.boot, e.lastSeq, e.down, e.downAt, window))
 	}
 	sort.Strings(d.Boots)
 	keys := func(dst *[]string, t *tree[string]) {

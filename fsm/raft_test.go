@@ -90,8 +90,9 @@ func applyOn(t *testing.T, nodes []*raftNode, b *Batch, d time.Duration) []Resul
 		if err := f.Error(); err != nil {
 			return err // ErrNotLeader, ErrLeadershipLost: retry the same batch
 		}
-		var ok bool
-		if res, ok = f.Response().([]Result); !ok {
+		if resp, ok := f.Response().(*Response); ok {
+			res = resp.Take()
+		} else {
 			return fmt.Errorf("response %v", f.Response())
 		}
 		return nil

@@ -39,6 +39,12 @@ type Session struct {
 	Subscriptions []Subscription
 }
 
+// ephemeral reports whether s ends with its connection and has no will: its
+// registry entry would serve nothing (no session to resume, no subscription
+// to restore, no will for the leader to publish should its owner die), so
+// a claim of such a session keeps none.
+func (s *Session) ephemeral() bool { return s.Expiry == 0 && s.Will == nil }
+
 // Will is the will message of a session.
 type Will struct {
 	Topic   string

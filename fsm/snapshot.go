@@ -255,8 +255,20 @@ func appendBootRecord(dst []byte, k bootKey, e *bootEntry) []byte {
 				dst = append(dst, byte(c))
 			}
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(w.rich)))
-		for _, x := range w.rich {
+		// Rich results in position order, the claim epochs a slot keeps as
+		// bits written out in full: the format does not depend on how a
+		// slot is held in memory.
+		rich := w.rich
+		if w.epoch != nil {
+			rich = nil
+			for i, r := range w.results() {
+				if !plainResult(&r) {
+					rich = append(rich, indexedResult{i, r})
+				}
+			}
+		}
+		dst = binary.AppendUvarint(dst, uint64(len(rich)))
+		for _, x := range rich {
 			dst = binary.AppendUvarint(dst, uint64(x.i))
 			dst = appendResult(dst, &x.r)
 		}

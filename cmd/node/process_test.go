@@ -557,7 +557,11 @@ func seedDataDir(t *testing.T, dataDir string, snapshot bool) {
 		if err := f.Error(); err != nil {
 			t.Fatal(err)
 		}
-		if res, ok := f.Response().([]fsm.Result); !ok || len(res) != len(topics) || res[0].Code != fsm.CodeOK {
+		resp, ok := f.Response().(*fsm.Response)
+		if !ok {
+			t.Fatalf("seed apply: %v", f.Response())
+		}
+		if res := resp.Take(); len(res) != len(topics) || res[0].Code != fsm.CodeOK {
 			t.Fatalf("seed apply: %v", f.Response())
 		}
 	}
