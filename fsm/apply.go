@@ -70,20 +70,14 @@ func (t *txn) claim(c *SessionClaim, epoch uint64, events *[]ClaimEvent) Result 
 	}
 	prev := t.session(c.ClientID)
 	res := Result{Epoch: epoch}
-	s := &Session{
-		ClientID: c.ClientID, Node: c.Node, Boot: c.Boot, Epoch: epoch,
-		ProtocolVersion: c.ProtocolVersion, CleanStart: c.CleanStart, Expiry: c.Expiry,
-		ConnectedAt: c.Now, Connected: true, Will: c.Will,
-	}
 	if prev != nil {
 		res.PrevOwner, res.PrevBoot, res.PrevEpoch = prev.Node, prev.Boot, prev.Epoch
 		if !c.CleanStart && prev.resumable(c.Now) {
 			res.SessionPresent = true
 			res.Subscriptions = prev.Subscriptions
-			s.Subscriptions = prev.Subscriptions
 		}
 	}
-	if s.ephemeral() {
+	if ephemeral(c.Expiry, c.Will) {
 		// Nothing of it outlives the connection and no will waits on its
 		// owner: the claim fences (the event below) and the epoch orders it,
 		// but no entry is kept. A clean connection costs the registry
@@ -92,7 +86,11 @@ func (t *txn) claim(c *SessionClaim, epoch uint64, events *[]ClaimEvent) Result 
 			t.deleteSession(prev)
 		}
 	} else {
-		t.putSession(prev, s)
+		t.putSession(prev, &Session{
+			ClientID: c.ClientID, Node: c.Node, Boot: c.Boot, Epoch: epoch,
+			ProtocolVersion: c.ProtocolVersion, CleanStart: c.CleanStart, Expiry: c.Expiry,
+			ConnectedAt: c.Now, Connected: true, Will: c.Will, Subscriptions: res.Subscriptions,
+		})
 	}
 	*events = append(*events, ClaimEvent{
 		ClientID: c.ClientID, Epoch: epoch, Node: c.Node, Boot: c.Boot,

@@ -61,7 +61,7 @@ func AppendBatch(dst []byte, b *Batch) []byte {
 
 // EncodeBatch returns the encoding of b (see AppendBatch).
 // Safe for concurrent use.
-func EncodeBatch(b *Batch) []byte { return AppendBatch(nil, b) }
+func EncodeBatch(b *Batch) []byte { return AppendBatch(make([]byte, 0, 32+64*len(b.Ops)), b) }
 
 // DecodeBatch decodes one log entry. Every byte and string field of the
 // result is a copy, so p may be reused afterwards. Errors wrap ErrTruncated,

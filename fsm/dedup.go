@@ -26,7 +26,7 @@ type bootEntry struct {
 	lastSeq uint64
 	down    bool
 	downAt  int64
-	window  [DedupWindow]windowSlot
+	window  [DedupWindow]*windowSlot // nil where no batch was recorded; slots are immutable
 }
 
 // windowSlot records the results of one applied batch compactly: most ops
@@ -45,8 +45,8 @@ type indexedResult struct {
 	r Result
 }
 
-func compactResults(seq, index uint64, res []Result) windowSlot {
-	w := windowSlot{seq: seq, index: index, n: len(res)}
+func compactResults(seq, index uint64, res []Result) *windowSlot {
+	w := &windowSlot{seq: seq, index: index, n: len(res)}
 	for i := range res {
 		r := &res[i]
 		if r.Code != CodeOK && w.codes == nil {
@@ -109,7 +109,7 @@ func (t *txn) seen(node string, boot, seq uint64, nops int) (res []Result, apply
 		return fill(nops, CodeFenced), false
 	case e.down:
 		return fill(nops, CodeFenced), false
-	case e.window[seq%DedupWindow].seq == seq:
+	case e.window[seq%DedupWindow] != nil && e.window[seq%DedupWindow].seq == seq:
 		return e.window[seq%DedupWindow].results(), false
 	case e.lastSeq >= DedupWindow && seq <= e.lastSeq-DedupWindow:
 		return fill(nops, CodeDuplicate), false

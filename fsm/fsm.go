@@ -21,6 +21,7 @@ type FSM struct {
 	work    *state                // the writer's working state; mu must be held
 	st      atomic.Pointer[state] // published, immutable
 	onClaim atomic.Pointer[func(ClaimEvent)]
+	events  []ClaimEvent // ApplyBatch's scratch, taken and given back under mu
 }
 
 var (
@@ -73,8 +74,9 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 // Safe for concurrent use (serialized with the other writers).
 func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 	out := make([]interface{}, len(logs))
-	var events []ClaimEvent
 	f.mu.Lock()
+	events := f.events[:0]
+	f.events = nil
 	t := newTxn(f.work)
 	for i, l := range logs {
 		if l.Type != raft.LogCommand {
@@ -89,6 +91,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []interface{} {
 			(*h)(e)
 		}
 	}
+	clear(events)
+	f.mu.Lock()
+	f.events = events[:0]
+	f.mu.Unlock()
 	return out
 }
 

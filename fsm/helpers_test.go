@@ -143,7 +143,7 @@ func dumpOf(st *state) dumpT {
 		// keeps its claim epochs as rich results).
 		var window []string
 		for i := range e.window {
-			if w := &e.window[i]; w.seq != 0 {
+			if w := e.window[i]; w != nil {
 				window = append(window, fmt.Sprintf("%d:%d:%v", i, w.seq, w.results()))
 			}
 		}

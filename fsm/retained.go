@@ -32,8 +32,8 @@ func validRetainedTopic(t string) bool {
 // [MQTT-4.7.2-1]. Shared subscription filters match nothing: retained
 // messages are not sent for a new shared subscription (MQTT 5 §4.8.2).
 func matchRetained(t *tree[*Retained], filter string, fn func(*Retained) bool) {
-	if filter == "" || strings.HasPrefix(filter, "$share/") {
-		return
+	if filter == "" || strings.HasPrefix(filter, "$share/") || t.Len() == 0 {
+		return // (nothing to split the filter for: most subscribes find none)
 	}
 	m := matcher{t: t, levels: strings.Split(filter, "/"), fn: fn}
 	m.match("", 0)

@@ -39,11 +39,11 @@ type Session struct {
 	Subscriptions []Subscription
 }
 
-// ephemeral reports whether s ends with its connection and has no will: its
-// registry entry would serve nothing (no session to resume, no subscription
-// to restore, no will for the leader to publish should its owner die), so
-// a claim of such a session keeps none.
-func (s *Session) ephemeral() bool { return s.Expiry == 0 && s.Will == nil }
+// ephemeral reports whether a session of expiry and will ends with its
+// connection and has no will: its registry entry would serve nothing (no
+// session to resume, no subscription to restore, no will for the leader to
+// publish should its owner die), so a claim of such a session keeps none.
+func ephemeral(expiry uint32, will *Will) bool { return expiry == 0 && will == nil }
 
 // Will is the will message of a session.
 type Will struct {

@@ -235,14 +235,13 @@ func appendBootRecord(dst []byte, k bootKey, e *bootEntry) []byte {
 	dst = binary.AppendVarint(dst, e.downAt)
 	n := 0
 	for i := range e.window {
-		if e.window[i].seq != 0 {
+		if e.window[i] != nil {
 			n++
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(n))
-	for i := range e.window {
-		w := &e.window[i]
-		if w.seq == 0 {
+	for _, w := range e.window {
+		if w == nil {
 			continue
 		}
 		dst = binary.AppendUvarint(dst, w.seq)
@@ -289,7 +288,7 @@ func readBootRecord(r *reader) (bootKey, *bootEntry) {
 		r.fail(ErrMalformed, "more window slots than DedupWindow")
 	}
 	for i := 0; i < n && r.err == nil; i++ {
-		s := windowSlot{seq: r.uvarint("slot seq")}
+		s := &windowSlot{seq: r.uvarint("slot seq")}
 		if n := r.uvarint("slot ops"); n > MaxBatchOps {
 			r.fail(ErrMalformed, "slot ops > MaxBatchOps")
 		} else {
@@ -319,7 +318,7 @@ func readBootRecord(r *reader) (bootKey, *bootEntry) {
 			s.rich = append(s.rich, x)
 		}
 		w := &e.window[s.seq%DedupWindow]
-		if r.err == nil && (s.seq == 0 || w.seq != 0 || s.seq > e.lastSeq) {
+		if r.err == nil && (s.seq == 0 || *w != nil || s.seq > e.lastSeq) {
 			r.fail(ErrMalformed, "bad window slot")
 		}
 		*w = s
