@@ -28,6 +28,7 @@ type Broker struct {
 
 	trie     *routing.Trie
 	nextID   atomic.Uint64
+	subGen   atomic.Uint32 // install generations of persistent subscriptions (subscribe.go)
 	sessions *sessionTable // by routing identity
 
 	mu       sync.Mutex // guards clients, loops

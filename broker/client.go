@@ -9,8 +9,7 @@ import (
 )
 
 // Transport is the connection side the event loop provides for one client.
-// Write, OutboundBuffered and Resume are called on the loop goroutine only;
-// Close is safe for concurrent use.
+// Its methods are called on the loop goroutine only.
 type Transport interface {
 	// Write sends b (or buffers what the socket does not take). b may be
 	// reused after Write returns.
@@ -19,8 +18,16 @@ type Transport interface {
 	OutboundBuffered() int
 	// Close flushes what is buffered, best effort, and closes the connection.
 	// Called while the client's Input runs (Client.Reading), it may instead
-	// close the connection as soon as Input returns.
-	Close()
+	// close the connection as soon as Input returns. graceful means the
+	// server closes the client with last words it did not ask for (a
+	// DISCONNECT with a reason code, a refusing CONNACK, acknowledgements
+	// still unsent): a client still sending (a burst past Receive Maximum,
+	// packets after a protocol error) would get a TCP reset for its unread
+	// bytes and lose those words with it, so the transport should shut down
+	// the sending side and discard what still arrives for a short while
+	// before it closes. A client that sent DISCONNECT itself is closed at
+	// once.
+	Close(graceful bool)
 	// Resume asks for Input to be called again with the bytes already
 	// buffered, after the client stopped consuming while its CONNECT was in
 	// flight.
@@ -82,6 +89,10 @@ type clientExt struct {
 	pendingAck *connackInfo
 	acks       []*ackSlot // PUBACK/PUBREC in order, some waiting for a commit
 
+	// The retained QoS 0 messages of new subscriptions waiting for the
+	// socket to drain (retained_pace.go).
+	retained *retainedBacklog
+
 	// Flow control: the congested sessions c is held back by, and whether
 	// c is in its loop's list of held clients.
 	waitOn       []*Session
@@ -133,6 +144,11 @@ func (c *Client) Loop() *Loop { return c.l }
 
 // Closed reports whether the broker has closed c. Loop goroutine only.
 func (c *Client) Closed() bool { return c.closed }
+
+// Disconnect closes c for a reason of the transport's (a memory budget
+// exceeded): a connected v5 client is sent DISCONNECT with rc first. Loop
+// goroutine only, outside c's Input.
+func (c *Client) Disconnect(rc codec.ReasonCode) { c.disconnect(rc) }
 
 // Reading reports whether c's Input is running: a Transport closed from
 // within it may close once Input has returned (see Transport.Close). Loop
@@ -364,6 +380,7 @@ func (c *Client) abort() {
 	if c.closed {
 		return
 	}
+	graceful := !c.normalExit && c.pending() > 0
 	// The buffer leaves c before the write: a write that fails closes the
 	// connection from within (the transport's close runs Loop.Closed and a
 	// Flush), and that nested close must find nothing of c's to give back.
@@ -373,7 +390,7 @@ func (c *Client) abort() {
 		c.l.putBuf(o)
 	}
 	c.closed = true
-	c.t.Close()
+	c.t.Close(graceful)
 	c.l.Closed(c)
 }
 

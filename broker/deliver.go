@@ -37,6 +37,9 @@ func (l *Loop) deliver(d delivery) {
 		return
 	}
 	if d.qos == 0 {
+		if c.retainedPending() {
+			l.sendRetainedBacklog(c) // older retained messages first (retained_pace.go)
+		}
 		if c.overHighWater() {
 			b.stats.DroppedQoS0.Add(1)
 			return

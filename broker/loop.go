@@ -50,7 +50,9 @@ type Loop struct {
 	rs         retainedSink       // sendRetained's subscription
 	rsSend     func(*Message)     // l.sendRetainedMsg, bound once
 	keyBuf     []byte             // sendRetained's filter
+	pace       retainPacer        // connections with a retained backlog (retained_pace.go)
 	reading    *Client            // the client whose Input is running
+	aux        any                // the transport's own state of this loop (SetAux)
 	spare      []*outBuf          // output buffers between flushes (see Client.outBuf)
 	spareLow   int                // fewest spare buffers held since the last Tick
 }
@@ -147,7 +149,7 @@ func (l *Loop) Flush() {
 				l.b.stats.BytesSent.Add(uint64(n))
 				if err := c.t.Write(c.out.b); err != nil {
 					c.closed = true
-					c.t.Close()
+					c.t.Close(false)
 				}
 			}
 			if c.out != nil { // a Close from within Write already gave it back
@@ -347,7 +349,14 @@ func (l *Loop) Recovered(c *Client, v any, stack []byte) {
 	}()
 	if !c.closed {
 		c.closed = true
-		c.t.Close()
+		c.t.Close(false)
 	}
 	l.Closed(c)
 }
+
+// SetAux keeps v, the transport's own state of this loop, for Aux. Loop
+// goroutine only, or before the loop runs.
+func (l *Loop) SetAux(v any) { l.aux = v }
+
+// Aux returns what SetAux kept. Loop goroutine only.
+func (l *Loop) Aux() any { return l.aux }

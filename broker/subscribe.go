@@ -11,8 +11,10 @@ const queuePrefix = "$queue/"
 // subReq is one accepted filter of a SUBSCRIBE while its SUBACK is prepared.
 type subReq struct {
 	sub     subscription
-	idx     int  // position in the SUBSCRIBE
-	existed bool // the session already had this filter (Retain Handling 1)
+	prev    subscription // of a persistent session: the subscription sub replaced, if hadPrev
+	idx     int          // position in the SUBSCRIBE
+	existed bool         // the session already had this filter (Retain Handling 1)
+	hadPrev bool
 }
 
 // handleSubscribe validates each filter, indexes the accepted ones, answers
@@ -31,6 +33,14 @@ func (c *Client) handleSubscribe(sp *codec.SubscribePacket) {
 	for i := range sp.Subscriptions {
 		rc, sub := c.checkFilter(&sp.Subscriptions[i], subID)
 		if rc == codec.Success {
+			r := subReq{idx: i}
+			if s.expiry > 0 {
+				// Stored below: remember what to put back should that fail.
+				sub.gen = b.newSubGen()
+				if j := s.subs.find(sub.filter); j >= 0 {
+					r.prev, r.hadPrev = s.subs.list[j], true
+				}
+			}
 			existed, err := b.trie.Subscribe(sub.filter, sub.subscriber(s)) // [MQTT-3.8.4-3]: replaces
 			if err != nil {
 				rc = codec.TopicFilterInvalid
@@ -39,7 +49,8 @@ func (c *Client) handleSubscribe(sp *codec.SubscribePacket) {
 					existed = true
 				}
 				rc = codec.ReasonCode(sub.qos) // granted QoS [MQTT-3.9.3-1]
-				reqs = append(reqs, subReq{sub: sub, idx: i, existed: existed})
+				r.sub, r.existed = sub, existed
+				reqs = append(reqs, r)
 			}
 		}
 		reasons = append(reasons, rc)
@@ -60,12 +71,22 @@ func (c *Client) handleSubscribe(sp *codec.SubscribePacket) {
 		inline := true
 		b.store.Subscribe(s.clientID, s.epoch, r.sub.persisted(), func(err error) {
 			if inline {
-				st.stored(c, s, r.idx, err)
+				st.stored(c, s, r, err)
 				return
 			}
-			l.exec(func() { st.stored(c, s, r.idx, err); l.Flush() })
+			l.exec(func() { st.stored(c, s, r, err); l.Flush() })
 		})
 		inline = false
+	}
+}
+
+// newSubGen returns a new install generation for a persistent session's
+// subscription (never 0, which marks the others). Safe for concurrent use.
+func (b *Broker) newSubGen() uint32 {
+	for {
+		if g := b.subGen.Add(1); g != 0 {
+			return g
+		}
 	}
 }
 
@@ -78,17 +99,55 @@ type pendingSuback struct {
 	pending int
 }
 
-// stored records the outcome of storing the filter at position idx of the
-// SUBSCRIBE, and answers once every one is known. Loop goroutine only.
-func (st *pendingSuback) stored(c *Client, s *Session, idx int, err error) {
+// stored records the outcome of storing the subscription r of the
+// SUBSCRIBE, and answers once every one is known. A subscription the store
+// failed to keep is answered 0x80 and undone (subscribeFailed), on the loop
+// that owns s now. Loop goroutine only (c's loop).
+func (st *pendingSuback) stored(c *Client, s *Session, r *subReq, err error) {
 	if err != nil {
-		c.l.b.stats.StoreFailures.Add(1)
-		st.reasons[idx] = codec.UnspecifiedError
+		l := c.l
+		l.b.stats.StoreFailures.Add(1)
+		st.reasons[r.idx] = codec.UnspecifiedError
+		if s.loop.Load() == l {
+			l.subscribeFailed(s, r)
+		} else {
+			undo := *r
+			l.b.onOwner(s, func(ol *Loop) { ol.subscribeFailed(s, &undo) })
+		}
 	}
 	st.pending--
 	if st.pending == 0 && !c.closed && c.s == s {
 		c.finishSubscribe(st.id, st.reasons, st.reqs)
 	}
+}
+
+// subscribeFailed undoes the subscription r made, which the store failed to
+// keep: the client is told it failed (0x80), so it must not be in force
+// [MQTT-3.9.3-1]. The SUBSCRIBE then changed nothing: a subscription it
+// replaced [MQTT-3.8.4-3], which the store still has, is put back with its
+// options; otherwise the filter is removed. Nothing is undone if the
+// session ended, or if an UNSUBSCRIBE or a later SUBSCRIBE of the filter
+// came since (the subscription in force is no longer r's: its generation
+// differs). Messages delivered while r was in force stay delivered.
+//
+// Limitation: when two SUBSCRIBEs of one filter are in flight together and
+// both fail, undoing the second puts back the first's options, which the
+// store does not have either. Loop goroutine only; l owns s.
+func (l *Loop) subscribeFailed(s *Session, r *subReq) {
+	if s.ended {
+		return
+	}
+	i := s.subs.find(r.sub.filter)
+	if i < 0 || s.subs.list[i].gen != r.sub.gen {
+		return
+	}
+	if r.hadPrev {
+		s.subs.put(r.prev)
+		_, _ = l.b.trie.Subscribe(r.prev.filter, r.prev.subscriber(s)) // its filter was accepted before
+		return
+	}
+	s.subs.remove(r.sub.filter)
+	l.b.trie.Unsubscribe(r.sub.filter, s.id)
 }
 
 // finishSubscribe writes the SUBACK [MQTT-3.8.4-1] and then the retained
@@ -185,6 +244,9 @@ func (c *Client) checkFilter(in *codec.Subscription, subID uint32) (codec.Reason
 
 // sendRetained delivers the retained messages matching a new subscription,
 // as Retain Handling says [MQTT-3.3.1-9, MQTT-3.3.1-10, MQTT-3.3.1-11].
+// Those sent at QoS 0 that the socket does not take at once wait in the
+// connection's retained backlog (retained_pace.go) rather than being
+// dropped at the outbound high-water mark.
 func (l *Loop) sendRetained(s *Session, sub *subscription, existed bool) {
 	switch sub.rh {
 	case 1:
@@ -196,7 +258,10 @@ func (l *Loop) sendRetained(s *Session, sub *subscription, existed bool) {
 	}
 	// The store calls back synchronously: the loop's sink carries the
 	// subscription, so that a SUBSCRIBE costs no closure.
-	l.rs = retainedSink{s: s, qos: sub.qos, subID: sub.subID}
+	l.rs = retainedSink{s: s, qos: sub.qos, subIDs: subIDList(nil, sub.subID)}
+	if c := s.client; c != nil && c.state == stateConnected {
+		l.rs.c = c
+	}
 	l.keyBuf = append(l.keyBuf[:0], sub.key()...)
 	l.b.store.MatchRetained(l.keyBuf, l.now, l.rsSend)
 	l.b.matchSys(l.keyBuf, l.rsSend)
@@ -205,16 +270,24 @@ func (l *Loop) sendRetained(s *Session, sub *subscription, existed bool) {
 
 // retainedSink is the subscription sendRetained is serving.
 type retainedSink struct {
-	s     *Session
-	qos   byte
-	subID uint32
+	s      *Session
+	c      *Client  // the connection of s, nil if none
+	subIDs []uint32 // shared by the deliveries of this subscription: read only
+	qos    byte
+	held   bool // the backlog of c has a run for this subscription
 }
 
 // sendRetainedMsg delivers m, a retained message matching the subscription in
-// l.rs.
+// l.rs: at QoS 0 at once while the socket takes it, else into the
+// connection's retained backlog, behind what is already there.
 func (l *Loop) sendRetainedMsg(m *Message) {
 	rs := &l.rs
-	l.deliver(delivery{s: rs.s, msg: m, qos: min(m.QoS, rs.qos), retain: true, subIDs: subIDList(nil, rs.subID)})
+	d := delivery{s: rs.s, msg: m, qos: min(m.QoS, rs.qos), retain: true, subIDs: rs.subIDs}
+	if c := rs.c; c != nil && d.qos == 0 && (c.retainedPending() || c.overHighWater()) {
+		l.holdRetained(c, m)
+		return
+	}
+	l.deliver(d)
 }
 
 // handleUnsubscribe removes filters and answers with UNSUBACK [MQTT-3.10.4-4].

@@ -12,6 +12,7 @@ type subscription struct {
 	qos    byte   // granted maximum QoS
 	rh     byte   // v5 Retain Handling
 	flags  subFlags
+	gen    uint32 // a persistent session's: which SUBSCRIBE made it (see Loop.subscribeFailed); 0 otherwise
 }
 
 type subFlags uint8

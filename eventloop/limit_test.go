@@ -17,8 +17,18 @@ import (
 // newServer makes a broker and a gnet server for it on addr, not started.
 func newServer(t *testing.T, addr string, opts Options) (*Server, *broker.Broker) {
 	t.Helper()
+	return newServerCfg(t, addr, opts, nil)
+}
+
+// newServerCfg is newServer with the broker's default config changed by
+// mutate (nil: unchanged).
+func newServerCfg(t *testing.T, addr string, opts Options, mutate func(*broker.Config)) (*Server, *broker.Broker) {
+	t.Helper()
 	cfg := broker.DefaultConfig()
 	cfg.SysInterval = 0
+	if mutate != nil {
+		mutate(&cfg)
+	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	b, err := broker.New(cfg, broker.WithLogger(log))
 	if err != nil {
@@ -32,7 +42,13 @@ func newServer(t *testing.T, addr string, opts Options) (*Server, *broker.Broker
 // port until the test ends.
 func startServer(t *testing.T, opts Options) *Server {
 	t.Helper()
-	srv, b := newServer(t, "127.0.0.1:0", opts)
+	return startServerCfg(t, opts, nil)
+}
+
+// startServerCfg is startServer with the broker's config changed by mutate.
+func startServerCfg(t *testing.T, opts Options, mutate func(*broker.Config)) *Server {
+	t.Helper()
+	srv, b := newServerCfg(t, "127.0.0.1:0", opts, mutate)
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -35,7 +35,19 @@ type Options struct {
 	// stops its whole engine, dropping every connection, when accept fails
 	// with EMFILE.
 	MaxConns int
+	// MaxPartialPacketBytes bounds the bytes held, across all connections,
+	// for incoming packets not yet complete (0 =
+	// DefaultMaxPartialPacketBytes; never below the broker's MaxPacketSize).
+	// One connection holds at most one such packet, which the broker's
+	// MaxPacketSize bounds. A connection whose packet would take the total
+	// past it is closed (v5: DISCONNECT 0x89 Server busy), logged and
+	// counted (PartialKicks). See partial.go.
+	MaxPartialPacketBytes int64
 }
+
+// DefaultMaxPartialPacketBytes is the default Options.MaxPartialPacketBytes:
+// 256 MiB, 256 partial packets of the default maximum packet size.
+const DefaultMaxPartialPacketBytes = 256 << 20
 
 // FDReserve is the number of descriptors the default MaxConns leaves for
 // everything but client connections: listeners, pollers, raft's files and
@@ -64,13 +76,23 @@ type Server struct {
 	addr string
 	opts Options
 
-	open    atomic.Int64  // connections between OnOpen and OnClose
+	open    atomic.Int64  // connections between OnOpen and OnClose, lingering ones included
 	refused atomic.Uint64 // connections closed at once: MaxConns reached
 	lastLog atomic.Int64  // unix seconds of the last "refused" warning
 
+	// Partial packets (partial.go).
+	maxPacket    int          // the broker's MaxPacketSize
+	partLimit    int64        // Options.MaxPartialPacketBytes, as applied
+	partBytes    atomic.Int64 // bytes held for partial packets
+	partKicks    atomic.Uint64
+	partLastLog  atomic.Int64 // unix seconds of the last "budget" warning
+	pageSize     int
+	lingering    atomic.Int64  // connections lingering (linger.go)
+	lingerDenied atomic.Uint64 // closed at once: maxLingering were lingering
+
 	mu    sync.Mutex
 	eng   gnet.Engine
-	loops map[gnet.EventLoop]*broker.Loop
+	loops map[gnet.EventLoop]*loopState
 	ready chan struct{}
 	done  chan error
 	bound net.Addr
@@ -91,8 +113,17 @@ func NewServer(b *broker.Broker, addr string, opts Options) *Server {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = connCap()
 	}
-	return &Server{b: b, addr: addr, opts: opts, loops: make(map[gnet.EventLoop]*broker.Loop),
-		ready: make(chan struct{}), done: make(chan error, 1)}
+	if opts.MaxPartialPacketBytes <= 0 {
+		opts.MaxPartialPacketBytes = DefaultMaxPartialPacketBytes
+	}
+	s := &Server{b: b, addr: addr, opts: opts, loops: make(map[gnet.EventLoop]*loopState),
+		ready: make(chan struct{}), done: make(chan error, 1), pageSize: os.Getpagesize()}
+	s.partLimit = opts.MaxPartialPacketBytes
+	if b != nil {
+		s.maxPacket = b.Config().MaxPacketSize
+		s.partLimit = max(s.partLimit, int64(s.maxPacket))
+	}
+	return s
 }
 
 // Start listens and returns once the engine is serving, or with the error
@@ -190,11 +221,21 @@ func (s *Server) Stop(ctx context.Context) error {
 	}
 }
 
-func (s *Server) loopFor(el gnet.EventLoop) *broker.Loop {
+// loopState is what the server keeps per gnet event loop: its broker loop
+// and the connections lingering on it. Fields other than s and bl belong to
+// the loop's goroutine.
+type loopState struct {
+	s         *Server
+	bl        *broker.Loop
+	tick      func() // bl.Tick, then the lingering connections' sweep
+	lingering []*connExt
+}
+
+func (s *Server) loopFor(el gnet.EventLoop) *loopState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.loops[el]
-	if l == nil {
+	ls := s.loops[el]
+	if ls == nil {
 		var bl *broker.Loop
 		bl = s.b.NewLoop(func(f func()) bool {
 			return el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
@@ -207,10 +248,15 @@ func (s *Server) loopFor(el gnet.EventLoop) *broker.Loop {
 				return nil
 			})) == nil
 		})
-		l = bl
-		s.loops[el] = l
+		ls = &loopState{s: s, bl: bl}
+		bl.SetAux(ls)
+		ls.tick = func() {
+			bl.Tick()
+			ls.sweep()
+		}
+		s.loops[el] = ls
 	}
-	return l
+	return ls
 }
 
 // handler adapts gnet's callbacks to the broker loop contract.
@@ -220,11 +266,68 @@ type handler struct {
 }
 
 // conn is a gnet connection: the broker's Client and its Transport in one
-// allocation.
+// allocation (96 bytes, a size class: mind it before adding a field). Its
+// fields belong to the loop's goroutine.
 type conn struct {
 	client broker.Client
 	c      gnet.Conn
 }
+
+// connExt is what a connection needs only while it holds a partial packet
+// or lingers. The gnet context of such a connection is its connExt rather
+// than its conn, so that the others pay nothing for it.
+type connExt struct {
+	t    *conn
+	part *partial     // the incoming packet not yet complete, if any (partial.go)
+	lg   *lingerState // set once the connection lingers (linger.go)
+}
+
+// connOf returns the conn behind gnet connection c and its extension (nil
+// if none); a nil conn for a connection that is not a client's.
+func connOf(c gnet.Conn) (*conn, *connExt) {
+	switch v := c.Context().(type) {
+	case *conn:
+		return v, nil
+	case *connExt:
+		return v.t, v
+	}
+	return nil, nil
+}
+
+// ext returns t's extension, making one (and t's gnet context) if it has
+// none.
+func (t *conn) ext() *connExt {
+	if x, ok := t.c.Context().(*connExt); ok {
+		return x
+	}
+	x := &connExt{t: t}
+	t.c.SetContext(x)
+	return x
+}
+
+// part is t's partial packet, nil if none.
+func (t *conn) part() *partial {
+	if x, ok := t.c.Context().(*connExt); ok {
+		return x.part
+	}
+	return nil
+}
+
+// shrink makes t's gnet context t itself again once its extension holds
+// nothing.
+func (t *conn) shrink(x *connExt) {
+	if x.part == nil && x.lg == nil && t.c.Context() == x {
+		t.c.SetContext(t)
+	}
+}
+
+// gone reports whether gnet has closed t: it clears a connection's context
+// when it releases it, and the descriptor may belong to another connection
+// from then on.
+func (t *conn) gone() bool { return t.c.Context() == nil }
+
+// loopState returns the server's state of t's loop.
+func (t *conn) loopState() *loopState { return t.client.Loop().Aux().(*loopState) }
 
 func (t *conn) Write(b []byte) error {
 	_, err := t.c.Write(b)
@@ -233,12 +336,15 @@ func (t *conn) Write(b []byte) error {
 func (t *conn) OutboundBuffered() int { return t.c.OutboundBuffered() }
 func (t *conn) Resume()               { _ = t.c.Wake(nil) }
 
-// Close closes the connection. From within the client's own Input (a
-// DISCONNECT, a protocol error) OnTraffic returns gnet.Close instead, which
-// closes at once; gnet's Close queues a task to the loop, an allocation
-// and a wake-up per connection that a mass disconnect pays ten thousand
-// times.
-func (t *conn) Close() {
+// Close closes the connection. A Graceful client's connection lingers
+// instead (linger.go). From within the client's own Input (a DISCONNECT, a
+// protocol error) OnTraffic returns gnet.Close instead, which closes at
+// once; gnet's Close queues a task to the loop, an allocation and a wake-up
+// per connection that a mass disconnect pays ten thousand times.
+func (t *conn) Close(graceful bool) {
+	if graceful && t.linger() {
+		return
+	}
 	if !t.client.Reading() {
 		_ = t.c.Close()
 	}
@@ -279,11 +385,11 @@ func (h *handler) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 		}
 		return nil, gnet.Close
 	}
+	ls := h.s.loopFor(c.EventLoop())
 	t := &conn{c: c}
-	l := h.s.loopFor(c.EventLoop())
 	c.SetContext(t)
-	defer recoverConn(l, t, &action)
-	l.OpenClient(&t.client, t)
+	defer recoverConn(ls.bl, t, &action)
+	ls.bl.OpenClient(&t.client, t)
 	return nil, gnet.None
 }
 
@@ -296,32 +402,71 @@ func recoverConn(l *broker.Loop, t *conn, action *gnet.Action) {
 	}
 }
 
+// OnTraffic hands the complete packets to the broker. The bytes of a packet
+// not yet complete move out of gnet into the connection's partial packet
+// (partial.go), which is completed first when more bytes arrive. Complete
+// packets the broker does not take now (a publisher paused by flow
+// control, a CONNECT in flight) stay in gnet until Resume.
 func (h *handler) OnTraffic(c gnet.Conn) (action gnet.Action) {
-	t, ok := c.Context().(*conn)
-	if !ok {
+	t, x := connOf(c)
+	if t == nil {
 		return gnet.Close
 	}
+	if x != nil && x.lg != nil {
+		return x.discard(c)
+	}
+	s := h.s
 	l := t.client.Loop()
 	defer recoverConn(l, t, &action)
 	buf, _ := c.Peek(-1)
-	if len(buf) > 0 {
-		// Discard only what was consumed: gnet's Discard(0) drops every
-		// buffered byte, which would lose a partial packet or the unread
-		// packets of a publisher paused by flow control.
-		if n := l.Input(&t.client, buf); n > 0 {
-			_, _ = c.Discard(n)
+	used := 0
+	if x != nil && x.part != nil {
+		used = s.fill(t, x, buf)
+		buf = buf[used:]
+		if p := x.part; p != nil && p.complete() {
+			if n := l.Input(&t.client, p.packet()); n > 0 || t.client.Closed() {
+				s.freePart(t, x)
+			}
 		}
 	}
+	if t.part() == nil && len(buf) > 0 && !t.client.Closed() {
+		n := l.Input(&t.client, buf)
+		if n < len(buf) && !t.client.Closed() && s.startPartial(t, buf[n:]) {
+			n = len(buf)
+		}
+		used += n
+	}
+	switch {
+	case t.client.Closed():
+		if x != nil {
+			s.freePart(t, x) // Input has returned: nothing borrows it any more
+		}
+		_, _ = c.Discard(-1)
+	case used > 0:
+		// Discard only what was consumed: gnet's Discard(0) drops every
+		// buffered byte, which would lose the unread packets of a
+		// publisher paused by flow control.
+		_, _ = c.Discard(used)
+	}
 	l.Flush()
-	if t.client.Closed() {
+	if x, ok := c.Context().(*connExt); t.client.Closed() && (!ok || x.lg == nil) {
 		return gnet.Close
 	}
 	return gnet.None
 }
 
 func (h *handler) OnClose(c gnet.Conn, _ error) (action gnet.Action) {
-	if t, ok := c.Context().(*conn); ok {
+	if t, x := connOf(c); t != nil {
 		h.s.open.Add(-1)
+		if x != nil && x.lg != nil {
+			h.s.lingering.Add(-1)
+		}
+		// A write that fails closes the connection from within its own
+		// Input, which may be reading the partial packet: OnTraffic frees
+		// it once Input has returned.
+		if x != nil && x.part != nil && !t.client.Reading() {
+			h.s.freePart(t, x)
+		}
 		l := t.client.Loop()
 		defer recoverConn(l, t, &action)
 		l.Closed(&t.client)
@@ -332,13 +477,13 @@ func (h *handler) OnClose(c gnet.Conn, _ error) (action gnet.Action) {
 
 func (h *handler) OnTick() (time.Duration, gnet.Action) {
 	h.s.mu.Lock()
-	loops := make([]*broker.Loop, 0, len(h.s.loops))
-	for _, l := range h.s.loops {
-		loops = append(loops, l)
+	loops := make([]*loopState, 0, len(h.s.loops))
+	for _, ls := range h.s.loops {
+		loops = append(loops, ls)
 	}
 	h.s.mu.Unlock()
-	for _, l := range loops {
-		l.Exec(l.Tick)
+	for _, ls := range loops {
+		ls.bl.Exec(ls.tick)
 	}
 	return time.Second, gnet.None
 }

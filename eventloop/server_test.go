@@ -4,6 +4,7 @@ import (
 	"net"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/flockmq/flockmq/codec"
 )
@@ -144,5 +145,13 @@ func TestCloseFromInput(t *testing.T) {
 				time.Sleep(5 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestConnSize keeps a connection's own allocation (the broker Client and
+// its gnet handle) in the 96-byte size class: every idle connection pays it.
+func TestConnSize(t *testing.T) {
+	if n := unsafe.Sizeof(conn{}); n > 96 {
+		t.Fatalf("conn is %d bytes, over the 96-byte size class", n)
 	}
 }

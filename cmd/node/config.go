@@ -13,6 +13,7 @@ import (
 
 	"github.com/flockmq/flockmq/broker"
 	"github.com/flockmq/flockmq/cluster"
+	"github.com/flockmq/flockmq/eventloop"
 )
 
 // nodeConfig is everything a node is started with.
@@ -29,6 +30,7 @@ type nodeConfig struct {
 	Bootstrap     bool
 	Expect        int
 	PprofListen   string
+	PartialBytes  int // eventloop.Options.MaxPartialPacketBytes
 	Broker        broker.Config
 }
 
@@ -141,13 +143,15 @@ func options() []option {
 	add("outbound-high-water", "bytes buffered to a client before QoS 0 is dropped", intOpt(func(c *nodeConfig) *int { return &c.Broker.OutboundHighWater }))
 	add("connect-timeout", "time allowed between connecting and CONNECT", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.ConnectTimeout }))
 	add("sys-interval", "period of $SYS updates (0 = off)", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.SysInterval }))
+	add("max-partial-packet-bytes", "bytes held across all connections for incoming packets not yet complete; past it, the connection whose packet does not fit is closed (v5: 0x89)", intOpt(func(c *nodeConfig) *int { return &c.PartialBytes }))
 	add("mailbox-size", "cross-loop deliveries queued per loop before QoS 0 is dropped", intOpt(func(c *nodeConfig) *int { return &c.Broker.MailboxSize }))
 	add("slow-consumer-timeout", "time a client may hold publishers back without acknowledging anything, then 0x97 (0 = never)", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.SlowConsumerTimeout }))
 	return o
 }
 
 func defaultNodeConfig() nodeConfig {
-	return nodeConfig{Listen: ":1883", LogLevel: "info", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true, Broker: broker.DefaultConfig()}
+	return nodeConfig{Listen: ":1883", LogLevel: "info", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true,
+		PartialBytes: eventloop.DefaultMaxPartialPacketBytes, Broker: broker.DefaultConfig()}
 }
 
 // loadConfig builds the configuration: defaults, then the config file, then
@@ -199,6 +203,9 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 	}
 	if err := cfg.Broker.Validate(); err != nil {
 		return cfg, err
+	}
+	if cfg.PartialBytes < 1 {
+		return cfg, fmt.Errorf("max partial packet bytes %d must be at least 1", cfg.PartialBytes)
 	}
 	// A listen address without a port is a configuration mistake (status 2),
 	// not a failure to listen (status 1).

@@ -82,7 +82,8 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
-	srv := eventloop.NewServer(b, cfg.Listen, eventloop.Options{Loops: cfg.Loops, Logger: log})
+	srv := eventloop.NewServer(b, cfg.Listen, eventloop.Options{Loops: cfg.Loops, Logger: log,
+		MaxPartialPacketBytes: int64(cfg.PartialBytes)})
 	if err := srv.Start(); err != nil {
 		fmt.Fprintf(stderr, "flockmq: %v\n", err)
 		_ = b.Shutdown(time.Second) // stops the $SYS publisher
