@@ -24,7 +24,7 @@ type fakeTransport struct {
 
 func (f *fakeTransport) Write(b []byte) error  { f.written += len(b); f.packets++; return nil }
 func (f *fakeTransport) OutboundBuffered() int { return int(f.buffered) }
-func (f *fakeTransport) Close(bool)                { f.closed = true }
+func (f *fakeTransport) Close(bool)            { f.closed = true }
 func (f *fakeTransport) Resume()               { f.resumed++ }
 func (f *fakeTransport) RemoteAddr() string    { return "in-process" }
 
