@@ -77,6 +77,8 @@ type Stats struct {
 	PublisherPauses    atomic.Uint64 // publishers paused by flow control
 	QueuedMessagesHeld atomic.Int64
 	Panics             atomic.Uint64 // panics recovered on a loop (see Loop.Recovered)
+	ConnectTimeouts    atomic.Uint64 // connections closed without a CONNECT in connect-timeout
+	PacketsTooLarge    atomic.Uint64 // connections closed for a packet over max-packet-size
 }
 
 // Option configures a Broker.

@@ -2,6 +2,7 @@ package broker
 
 import (
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -330,10 +331,17 @@ func (c *Client) handle(pk *codec.Packet) {
 // fail closes the connection after a decoding error, answering with the
 // error's reason code where the protocol allows it.
 func (c *Client) fail(err error) {
-	c.l.b.stats.ProtocolErrors.Add(1)
+	b := c.l.b
+	b.stats.ProtocolErrors.Add(1)
 	rc := codec.Code(err)
 	if errors.Is(err, codec.ErrPacketTooLarge) {
 		rc = codec.PacketTooLarge
+		b.stats.PacketsTooLarge.Add(1)
+		b.abuse.tooLarge.log(b.log, slog.LevelWarn, "connection closed: packet larger than max-packet-size",
+			"client", c.clientID(), "remote", c.t.RemoteAddr(), "max", b.cfg.MaxPacketSize)
+	} else {
+		b.abuse.malformed.log(b.log, slog.LevelWarn, "connection closed: malformed packet",
+			"client", c.clientID(), "remote", c.t.RemoteAddr(), "err", err.Error())
 	}
 	if c.state == stateNew {
 		// A bad CONNECT: v5 clients get a CONNACK with the reason; 3.1.1 only
@@ -350,12 +358,16 @@ func (c *Client) fail(err error) {
 		c.abort()
 		return
 	}
-	c.protocolError(rc)
+	c.disconnect(rc)
 }
 
 // protocolError ends the connection for a packet that breaks the protocol: v5
-// clients get DISCONNECT with rc [MQTT-4.13.1-1].
+// clients get DISCONNECT with rc [MQTT-4.13.1-1]. Counted and logged.
 func (c *Client) protocolError(rc codec.ReasonCode) {
+	b := c.l.b
+	b.stats.ProtocolErrors.Add(1)
+	b.abuse.malformed.log(b.log, slog.LevelWarn, "connection closed: protocol error",
+		"client", c.clientID(), "remote", c.t.RemoteAddr(), "reason", rc.String())
 	c.disconnect(rc)
 }
 

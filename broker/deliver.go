@@ -42,6 +42,8 @@ func (l *Loop) deliver(d delivery) {
 		}
 		if c.overHighWater() {
 			b.stats.DroppedQoS0.Add(1)
+			b.abuse.dropped.log(b.log, slog.LevelInfo, "QoS 0 message dropped: the client is not reading fast enough",
+				"client", s.clientID, "remote", c.t.RemoteAddr(), "buffered", c.t.OutboundBuffered())
 			return
 		}
 		c.writePublish(&d, 0, false)

@@ -79,6 +79,8 @@ func (l *Loop) post(batch []delivery) {
 		if batch[i].qos == 0 {
 			if len(l.mb) >= limit {
 				l.b.stats.DroppedQoS0.Add(1)
+				l.b.abuse.dropped.log(l.b.log, slog.LevelInfo, "QoS 0 message dropped: loop mailbox full",
+					"client", batch[i].s.clientID, "mailbox-size", limit)
 				continue
 			}
 		} else {
@@ -238,11 +240,17 @@ func (l *Loop) Tick() {
 			l.wheel.add(c, c.deadline)
 			return
 		}
+		b := l.b
 		if c.state == stateConnected {
-			l.b.stats.KeepaliveTimeouts.Add(1)
+			b.stats.KeepaliveTimeouts.Add(1)
+			b.abuse.connectTimeout.log(b.log, slog.LevelInfo, "connection closed: keep alive timed out",
+				"client", c.clientID(), "remote", c.t.RemoteAddr(), "keepalive", c.keepAlive)
 			c.disconnect(codec.KeepAliveTimeout) // [MQTT-3.1.2-22]
 		} else {
-			c.abort() // no CONNECT in time
+			b.stats.ConnectTimeouts.Add(1)
+			b.abuse.connectTimeout.log(b.log, slog.LevelInfo, "connection closed: no CONNECT in time",
+				"remote", c.t.RemoteAddr(), "connect-timeout", b.cfg.ConnectTimeout)
+			c.abort()
 		}
 	})
 	l.resumeDrained()
