@@ -337,11 +337,15 @@ func (c *Client) fail(err error) {
 	if errors.Is(err, codec.ErrPacketTooLarge) {
 		rc = codec.PacketTooLarge
 		b.stats.PacketsTooLarge.Add(1)
-		b.abuse.tooLarge.log(b.log, slog.LevelWarn, "connection closed: packet larger than max-packet-size",
-			"client", c.clientID(), "remote", c.t.RemoteAddr(), "max", b.cfg.MaxPacketSize)
+		if held, ok := b.abuse.tooLarge.allow(c.l.now); ok {
+			logHeld(b.log, slog.LevelWarn, held, "connection closed: packet larger than max-packet-size",
+				"client", c.clientID(), "remote", c.t.RemoteAddr(), "max", b.cfg.MaxPacketSize)
+		}
 	} else {
-		b.abuse.malformed.log(b.log, slog.LevelWarn, "connection closed: malformed packet",
-			"client", c.clientID(), "remote", c.t.RemoteAddr(), "err", err.Error())
+		if held, ok := b.abuse.malformed.allow(c.l.now); ok {
+			logHeld(b.log, slog.LevelWarn, held, "connection closed: malformed packet",
+				"client", c.clientID(), "remote", c.t.RemoteAddr(), "err", err.Error())
+		}
 	}
 	if c.state == stateNew {
 		// A bad CONNECT: v5 clients get a CONNACK with the reason; 3.1.1 only
@@ -366,8 +370,10 @@ func (c *Client) fail(err error) {
 func (c *Client) protocolError(rc codec.ReasonCode) {
 	b := c.l.b
 	b.stats.ProtocolErrors.Add(1)
-	b.abuse.malformed.log(b.log, slog.LevelWarn, "connection closed: protocol error",
-		"client", c.clientID(), "remote", c.t.RemoteAddr(), "reason", rc.String())
+	if held, ok := b.abuse.malformed.allow(c.l.now); ok {
+		logHeld(b.log, slog.LevelWarn, held, "connection closed: protocol error",
+			"client", c.clientID(), "remote", c.t.RemoteAddr(), "reason", rc.String())
+	}
 	c.disconnect(rc)
 }
 

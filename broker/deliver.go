@@ -42,8 +42,10 @@ func (l *Loop) deliver(d delivery) {
 		}
 		if c.overHighWater() {
 			b.stats.DroppedQoS0.Add(1)
-			b.abuse.dropped.log(b.log, slog.LevelInfo, "QoS 0 message dropped: the client is not reading fast enough",
-				"client", s.clientID, "remote", c.t.RemoteAddr(), "buffered", c.t.OutboundBuffered())
+			if held, ok := b.abuse.dropped.allow(l.now); ok {
+				logHeld(b.log, slog.LevelInfo, held, "QoS 0 message dropped: the client is not reading fast enough",
+					"client", s.clientID, "remote", c.t.RemoteAddr(), "buffered", c.t.OutboundBuffered())
+			}
 			return
 		}
 		c.writePublish(&d, 0, false)
@@ -74,8 +76,10 @@ func (l *Loop) enqueue(s *Session, d delivery, connected bool) {
 		} else {
 			b.stats.DroppedQueueFull.Add(1)
 		}
-		b.abuse.dropped.log(b.log, slog.LevelInfo, "message dropped: session queue full",
-			"client", s.clientID, "qos", d.qos, "queued", n, "connected", connected)
+		if held, ok := b.abuse.dropped.allow(l.now); ok {
+			logHeld(b.log, slog.LevelInfo, held, "message dropped: session queue full",
+				"client", s.clientID, "qos", d.qos, "queued", n, "connected", connected)
+		}
 		return
 	}
 	f := s.flow()

@@ -140,8 +140,10 @@ func (c *Client) pauseFor(congested []*Session) {
 		c.l.paused = append(c.l.paused, c)
 	}
 	b.stats.PublisherPauses.Add(1)
-	b.abuse.paused.log(b.log, slog.LevelInfo, "publisher held back: a subscriber's queue is congested",
-		"client", c.clientID(), "subscriber", x.waitOn[0].clientID)
+	if held, ok := b.abuse.paused.allow(c.l.now); ok {
+		logHeld(b.log, slog.LevelInfo, held, "publisher held back: a subscriber's queue is congested",
+			"client", c.clientID(), "subscriber", x.waitOn[0].clientID)
+	}
 }
 
 // resume reads from c again. Loop goroutine only.
@@ -221,9 +223,11 @@ func (l *Loop) checkStuck() {
 		if since := max(f.progressAt, f.holdSince); timeout > 0 && l.now-since >= timeout {
 			f.holding = false
 			b.stats.SlowConsumerKicks.Add(1)
-			b.abuse.slowConsumer.log(b.log, slog.LevelWarn, "slow consumer disconnected: no progress while it held publishers back",
-				"client", s.clientID, "remote", c.t.RemoteAddr(), "queued", s.queueLen(),
-				"inflight", len(f.inflight), "stalled", time.Duration(l.now-since).Round(time.Millisecond))
+			if held, ok := b.abuse.slowConsumer.allow(l.now); ok {
+				logHeld(b.log, slog.LevelWarn, held, "slow consumer disconnected: no progress while it held publishers back",
+					"client", s.clientID, "remote", c.t.RemoteAddr(), "queued", s.queueLen(),
+					"inflight", len(f.inflight), "stalled", time.Duration(l.now-since).Round(time.Millisecond))
+			}
 			c.disconnect(codec.QuotaExceeded) // 0x97; a persistent session keeps its queue
 			continue
 		}
