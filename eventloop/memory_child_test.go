@@ -3,7 +3,6 @@
 package eventloop
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flockmq/flockmq/bench"
 	"github.com/flockmq/flockmq/cmd/node/nodetest"
 	"github.com/flockmq/flockmq/codec"
 )
@@ -110,23 +110,11 @@ func TestPartialPacketMemory(t *testing.T) {
 // vmRSS is the resident set of process pid in kB.
 func vmRSS(t *testing.T, pid int) int {
 	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
+	kb := bench.ProcessRSS(pid)
+	if kb <= 0 {
+		t.Fatalf("no VmRSS for pid %d", pid)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
-			if err != nil {
-				t.Fatalf("VmRSS %q: %v", v, err)
-			}
-			return n
-		}
-	}
-	t.Fatal("no VmRSS in /proc status")
-	return 0
+	return int(kb)
 }
 
 // waitQueuesEmpty polls /proc/net/tcp until no established connection to
