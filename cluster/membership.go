@@ -80,6 +80,10 @@ func (n *Node) Join(id, addr string, voter bool) error {
 	if n.raft.State() != raft.Leader {
 		return n.notLeader()
 	}
+	// Claims go through the log from now on: the new node's connections
+	// must be fenced against this one's.
+	n.store.solo.Store(false)
+	defer n.refreshSolo()
 	var f raft.IndexFuture
 	if voter {
 		f = n.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 10*time.Second)
@@ -102,6 +106,7 @@ func (n *Node) Remove(id string) error {
 	if err := n.raft.RemoveServer(raft.ServerID(id), 0, 10*time.Second).Error(); err != nil {
 		return fmt.Errorf("cluster: remove %s: %w", id, err)
 	}
+	n.refreshSolo()
 	return nil
 }
 

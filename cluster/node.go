@@ -195,6 +195,7 @@ func (n *Node) Run(b *broker.Broker) {
 	n.fsm.SetClaimHook(func(e fsm.ClaimEvent) { b.Fence(e.ClientID, e.Epoch) })
 	n.fenceEarlierBoots()
 	n.restoreSessions(b)
+	n.refreshSolo()
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -207,6 +208,7 @@ func (n *Node) Run(b *broker.Broker) {
 				return
 			case <-t.C:
 			}
+			n.refreshSolo()
 			if n.raft.State() != raft.Leader {
 				barrier = false
 				continue
@@ -222,6 +224,19 @@ func (n *Node) Run(b *broker.Broker) {
 			n.housekeep(b)
 		}
 	}()
+}
+
+// refreshSolo tells the store whether this node is the whole cluster: the
+// only server of the raft configuration, and its leader (Store.Claim).
+func (n *Node) refreshSolo() {
+	solo := false
+	if n.raft.State() == raft.Leader {
+		if f := n.raft.GetConfiguration(); f.Error() == nil {
+			servers := f.Configuration().Servers
+			solo = len(servers) == 1 && servers[0].ID == raft.ServerID(n.id)
+		}
+	}
+	n.store.solo.Store(solo)
 }
 
 // fenceEarlierBoots marks the sessions of an earlier run of this node

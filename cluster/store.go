@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/flockmq/flockmq/broker"
@@ -19,6 +20,10 @@ type Store struct {
 	node string
 	boot uint64
 	log  *slog.Logger
+
+	// solo is set while this node is the only server of the raft
+	// configuration (and its leader): see Claim. Node keeps it.
+	solo atomic.Bool
 }
 
 var _ broker.Store = (*Store)(nil)
@@ -37,7 +42,24 @@ func nowMS() int64 { return time.Now().UnixMilli() }
 func codeError(op string, c fsm.Code) error { return fmt.Errorf("cluster: %s refused: %v", op, c) }
 
 // Claim implements broker.Store: the claim commits before CONNACK.
+//
+// But for one case: a session that ends with its connection and has no will
+// (expiry 0, no will), on a node that is the whole cluster, while the
+// registry holds nothing for its client id. Such a claim would keep no
+// entry (fsm: ephemeral), and there is no other node whose connections it
+// would fence: the broker's own registry serves one connection per client
+// id. It is answered at once, without the log, with epoch 0 (older than any
+// epoch the log gives, so that any later claim through the log fences the
+// connection) and Known false (the broker's memory decides whether a
+// session is present). Once another node joins, every claim goes through
+// the log again.
 func (s *Store) Claim(req broker.ClaimRequest, done func(broker.ClaimResult, error)) {
+	if req.Expiry == 0 && req.Will == nil && s.solo.Load() {
+		if _, ok := s.fsm.Session(req.ClientID); !ok {
+			done(broker.ClaimResult{}, nil)
+			return
+		}
+	}
 	cmd := &fsm.SessionClaim{ClientID: req.ClientID, Node: s.node, Boot: s.boot, CleanStart: req.CleanStart,
 		Expiry: req.Expiry, ProtocolVersion: req.ProtocolVersion, Will: toFSMWill(req.Will), Now: nowMS()}
 	s.p.Propose(cmd, func(r fsm.Result, err error) {
@@ -65,8 +87,12 @@ func (s *Store) Disconnected(clientID string, epoch uint64, expiry uint32, will 
 	s.p.Propose(cmd, s.logFailure("session disconnect", clientID))
 }
 
-// Ended implements broker.Store.
+// Ended implements broker.Store. A session of epoch 0 never went through
+// the log (see Claim): there is nothing to release.
 func (s *Store) Ended(clientID string, epoch uint64) {
+	if epoch == 0 {
+		return
+	}
 	s.p.Propose(&fsm.SessionRelease{ClientID: clientID, Epoch: epoch}, s.logFailure("session release", clientID))
 }
 
