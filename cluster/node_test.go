@@ -112,6 +112,21 @@ func (v *portView) Close() error {
 
 func (v *portView) Addr() net.Addr { return v.h.ln.Addr() }
 
+// startLeader starts a bootstrapped single node with id, closed at cleanup,
+// and waits until it leads.
+func startLeader(t *testing.T, id string) *Node {
+	t.Helper()
+	n, err := StartNode(NodeConfig{ID: id, DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", Fast: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if err := n.WaitReady(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func claim(t *testing.T, s *Store, id string, clean bool) broker.ClaimResult {
 	t.Helper()
 	r, err := tryClaim(s, id, clean)
@@ -233,14 +248,7 @@ func TestNodesBootstrapExpect(t *testing.T) {
 // leader as a voter, gets the state, and is removed again; a follower asked
 // to change membership names the leader.
 func TestNodeJoinAndRemove(t *testing.T) {
-	a, err := StartNode(NodeConfig{ID: "a", DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", Fast: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.WaitReady(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a := startLeader(t, "a")
 	claim(t, a.Store(), "before-join", false)
 	b, err := StartNode(NodeConfig{ID: "b", DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", NoBootstrap: true, Fast: true, Logger: quiet})
 	if err != nil {
@@ -274,14 +282,7 @@ func TestNodeJoinAndRemove(t *testing.T) {
 // TestProposerConcurrentClaims: many concurrent claims through one store all
 // commit, with distinct increasing epochs per client.
 func TestProposerConcurrentClaims(t *testing.T) {
-	n, err := StartNode(NodeConfig{ID: "a", DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", Fast: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	if err := n.WaitReady(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	n := startLeader(t, "a")
 	var wg sync.WaitGroup
 	epochs := make([]uint64, 500)
 	errs := make([]error, len(epochs))
@@ -392,14 +393,7 @@ func TestProposerBacklogBound(t *testing.T) {
 // TestHousekeepingLogsFailures: a sweep op that fails is logged at warn,
 // naming the op and its subject.
 func TestHousekeepingLogsFailures(t *testing.T) {
-	n, err := StartNode(NodeConfig{ID: "a", DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", Fast: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	if err := n.WaitReady(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	n := startLeader(t, "a")
 	now := nowMS()
 	done := make(chan fsm.Result, 1)
 	n.prop.Propose(&fsm.RetainedSet{Topic: "t/old", Payload: []byte("x"), ExpiresAt: now + 50, Now: now},

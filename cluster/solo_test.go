@@ -32,14 +32,7 @@ func claimReq(t *testing.T, s *Store, req broker.ClaimRequest) broker.ClaimResul
 // holds still goes through the log (its entry must go), and once another
 // node joins every claim does.
 func TestSoloEphemeralClaimSkipsLog(t *testing.T) {
-	a, err := StartNode(NodeConfig{ID: "a", DataDir: t.TempDir(), RaftBind: "127.0.0.1:0", Fast: true, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	if err := a.WaitReady(5 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	a := startLeader(t, "a")
 	a.refreshSolo()
 	s := a.Store()
 	if !s.solo.Load() {
