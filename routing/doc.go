@@ -1,6 +1,9 @@
 // Package routing is the local subscription index: every PUBLISH is matched
-// against it once. It is pure: no I/O, no goroutines, no logging. It imports
-// only the standard library and codec.
+// against it once; and the cluster's subscription routes (routes.go): this
+// node's route table and the other nodes', a state-based CRDT with deltas,
+// snapshots and their wire encoding, which the cluster package gossips. It
+// is pure: no I/O, no goroutines, no logging. It imports only the standard
+// library and codec.
 //
 // # Shape
 //
