@@ -17,7 +17,10 @@
 //   - One TCP port carries raft and the forwarding RPC (mux.go, forward.go):
 //     the first byte of a connection says which.
 //
-// Membership is static or changed by the operator (Join, Remove); gossip
-// (memberlist) is pinned in go.mod and checked to build and run, but no node
-// uses it yet. Goroutines and locks are listed in docs/threads.md.
+// Membership is static or changed by the operator (Join, Remove). Gossip
+// (gossip.go) runs memberlist with node metadata and carries the route
+// tables of package routing (deltas, pulls, push/pull anti-entropy, a leave
+// notice that drops a leaving node's routes at once, a grace period for a
+// failed one); no node uses it yet: issue 11 wires it in. Goroutines and
+// locks are listed in docs/threads.md.
 package cluster
