@@ -21,6 +21,9 @@
 // (gossip.go) runs memberlist with node metadata and carries the route
 // tables of package routing (deltas, pulls, push/pull anti-entropy, a leave
 // notice that drops a leaving node's routes at once, a grace period for a
-// failed one); no node uses it yet: issue 11 wires it in. Goroutines and
-// locks are listed in docs/threads.md.
+// failed one). The peer link (peerlink.go) is one ordered TCP stream to
+// each other node carrying opaque frames, bounded in bytes, acknowledged
+// cumulatively and replayed after a reconnect. No node uses either yet:
+// issue 11 wires them in. Goroutines and locks are listed in
+// docs/threads.md.
 package cluster
