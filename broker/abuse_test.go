@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/cmd/node/nodetest"
 	"github.com/flockmq/flockmq/codec"
 )
 
@@ -16,7 +17,7 @@ import (
 // the client's address (and id, once known) and counted; a flood of them
 // is rate-limited in the log.
 func TestAbuseLoggedAndCounted(t *testing.T) {
-	var logged syncBuffer
+	var logged nodetest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	tb := startBroker(t, func(c *broker.Config) {
 		c.MaxPacketSize = 1024

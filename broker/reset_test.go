@@ -1,18 +1,17 @@
 package broker_test
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/flockmq/flockmq/broker"
+	"github.com/flockmq/flockmq/cmd/node/nodetest"
 	"github.com/flockmq/flockmq/codec"
 )
 
@@ -158,7 +157,7 @@ func (panicAuth) Authenticate(info *broker.ConnectInfo) codec.ReasonCode {
 // whose event raised it, is logged with its stack and counted, and every
 // other connection of the loop goes on being served.
 func TestPanicClosesOnlyItsConnection(t *testing.T) {
-	var logged syncBuffer
+	var logged nodetest.LogBuffer
 	log := slog.New(slog.NewTextHandler(&logged, nil))
 	tb := startBroker(t, nil, broker.WithAuthenticator(panicAuth{}), broker.WithLogger(log))
 	by := newMalBystanders(t, tb.Addr)
@@ -182,24 +181,6 @@ func TestPanicClosesOnlyItsConnection(t *testing.T) {
 	waitFor(t, 5*time.Second, "only the bystanders connected", func() bool {
 		return tb.B.Stats().ConnectionsOpen.Load() == 2
 	})
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestStuckSubscriberReleasesPublishers is the hostile-client probe of issue

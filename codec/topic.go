@@ -35,12 +35,13 @@ func ValidateTopicFilter(filter []byte) error {
 	if err != nil {
 		return err
 	}
-	return validFilterLevels(f)
+	return ValidFilterLevels(f)
 }
 
-// validFilterLevels applies the wildcard rules: '+' fills a whole level
-// [MQTT-4.7.1-2]; '#' is alone in the last level [MQTT-4.7.1-1].
-func validFilterLevels(f []byte) error {
+// ValidFilterLevels applies the wildcard rules to a filter without a share
+// prefix: non-empty, '+' fills a whole level [MQTT-4.7.1-2]; '#' is alone
+// in the last level [MQTT-4.7.1-1].
+func ValidFilterLevels(f []byte) error {
 	if len(f) == 0 {
 		return ErrTopicEmpty
 	}

@@ -47,19 +47,25 @@ func (t *Trie) Match(topic []byte, publisher string, r *Result) {
 	r.groups = r.groups[:0]
 }
 
+// splitLevels appends the levels of topic to dst and returns it; with dst
+// backed by a stack array of maxStackLevels, matching a topic of that many
+// levels allocates nothing.
+func splitLevels(dst [][]byte, topic []byte) [][]byte {
+	start := 0
+	for i, c := range topic {
+		if c == '/' {
+			dst = append(dst, topic[start:i])
+			start = i + 1
+		}
+	}
+	return append(dst, topic[start:])
+}
+
 // matchTopic collects the plain subscriptions of every matching filter into
 // r.Subs and the matching shared groups into r.groups. Trie.mu must be held.
 func (t *Trie) matchTopic(topic []byte, r *Result) {
 	var tsa [maxStackLevels][]byte
-	toks := tsa[:0]
-	start := 0
-	for i, c := range topic {
-		if c == '/' {
-			toks = append(toks, topic[start:i])
-			start = i + 1
-		}
-	}
-	toks = append(toks, topic[start:])
+	toks := splitLevels(tsa[:0], topic)
 
 	if topic[0] != '$' {
 		matchLevel(&t.root, toks, r)

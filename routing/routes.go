@@ -570,15 +570,7 @@ func (r *RemoteRoutes) Nodes(topic []byte, dst []string) []string {
 		return dst
 	}
 	var tsa [maxStackLevels][]byte
-	toks := tsa[:0]
-	start := 0
-	for i, c := range topic {
-		if c == '/' {
-			toks = append(toks, topic[start:i])
-			start = i + 1
-		}
-	}
-	toks = append(toks, topic[start:])
+	toks := splitLevels(tsa[:0], topic)
 	base := len(dst)
 	r.mu.RLock()
 	defer r.mu.RUnlock()

@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -245,36 +244,13 @@ func (r *routeReader) filter() string {
 	if r.err != nil {
 		return ""
 	}
-	if !validRouteFilter(s) {
+	// The wildcard rules of a topic filter; a share prefix is not parsed:
+	// a route filter is the topic part of a subscription.
+	if codec.ValidFilterLevels(s) != nil {
 		r.fail("invalid filter")
 		return ""
 	}
 	return string(s)
-}
-
-// validRouteFilter applies the wildcard rules of a topic filter to a route
-// filter: non-empty, '+' fills a whole level [MQTT-4.7.1-2], '#' is alone in
-// the last level [MQTT-4.7.1-1]. A share prefix is not parsed: a route filter
-// is the topic part of a subscription, whatever it looks like.
-func validRouteFilter(f []byte) bool {
-	if len(f) == 0 {
-		return false
-	}
-	start := 0
-	for i := 0; i <= len(f); i++ {
-		if i < len(f) && f[i] != '/' {
-			continue
-		}
-		level := f[start:i]
-		if len(level) > 1 && bytes.ContainsAny(level, "+#") {
-			return false
-		}
-		if len(level) == 1 && level[0] == '#' && i != len(f) {
-			return false
-		}
-		start = i + 1
-	}
-	return true
 }
 
 func (r *routeReader) end() {
