@@ -26,6 +26,8 @@ type Broker struct {
 	authz Authorizer
 	eauth EnhancedAuthenticator
 
+	remote Remote // nil on a node outside a cluster
+
 	trie     *routing.Trie
 	nextID   atomic.Uint64
 	subGen   atomic.Uint32 // install generations of persistent subscriptions (subscribe.go)
@@ -79,6 +81,10 @@ type Stats struct {
 	Panics             atomic.Uint64 // panics recovered on a loop (see Loop.Recovered)
 	ConnectTimeouts    atomic.Uint64 // connections closed without a CONNECT in connect-timeout
 	PacketsTooLarge    atomic.Uint64 // connections closed for a packet over max-packet-size
+	ForwardedOut       atomic.Uint64 // copies of messages sent to other nodes
+	ForwardedIn        atomic.Uint64 // messages received from other nodes
+	ForwardedUnserved  atomic.Uint64 // shared group copies that found no local member on arrival
+	SessionsMoved      atomic.Uint64 // sessions ended here because their client connected to another node
 }
 
 // Option configures a Broker.
@@ -131,6 +137,9 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 	}
 	ropts := routing.DefaultOptions()
 	ropts.Strategy = strategy
+	if b.remote != nil {
+		ropts.OnLocal = b.remote.LocalRoute
+	}
 	b.trie = routing.New(ropts)
 	b.ext = newRouter(b)
 	if cfg.SysInterval > 0 {

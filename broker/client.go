@@ -94,9 +94,10 @@ type clientExt struct {
 	// socket to drain (retained_pace.go).
 	retained *retainedBacklog
 
-	// Flow control: the congested sessions c is held back by, and whether
+	// Flow control: the congested sessions (and links) c is held back by, and whether
 	// c is in its loop's list of held clients.
 	waitOn       []*Session
+	waitLinks    []uint32 // remote nodes whose congested link c waits for
 	listedPaused bool
 }
 

@@ -499,6 +499,36 @@ func (c *Client) writeConnack(present bool, rc codec.ReasonCode, ack *connackInf
 // DISCONNECT 0x8E. Safe for concurrent use; it must not block (it is called
 // from the raft apply path).
 func (b *Broker) Fence(clientID string, epoch uint64) {
+	b.onSessionOf(clientID, func(l *Loop, s *Session) {
+		if s.ended || s.client == nil || s.epoch == 0 || s.epoch >= epoch {
+			return
+		}
+		oc := s.client
+		l.kickForTakeover(s, oc)
+		l.Flush()
+	})
+}
+
+// FenceMoved ends the session of clientID on this node when it is older than
+// epoch: a newer claim was committed on another node, which serves the
+// client from now on. Its connection, if any, is closed as for Fence (v5
+// DISCONNECT 0x8E) and the session, with its subscriptions and queue, is
+// discarded here, so this node stops routing messages to it; the new owner
+// restored its subscriptions from the registry. Safe for concurrent use; it
+// must not block (it is called from the raft apply path).
+func (b *Broker) FenceMoved(clientID string, epoch uint64) {
+	b.onSessionOf(clientID, func(l *Loop, s *Session) {
+		if s.ended || s.epoch >= epoch {
+			return
+		}
+		b.stats.SessionsMoved.Add(1)
+		l.discard(s)
+	})
+}
+
+// onSessionOf runs f on the owner loop of the session of clientID, if there
+// is one, with the loop's clock read.
+func (b *Broker) onSessionOf(clientID string, f func(l *Loop, s *Session)) {
 	b.mu.Lock()
 	s := b.clients.get(clientID)
 	b.mu.Unlock()
@@ -506,12 +536,7 @@ func (b *Broker) Fence(clientID string, epoch uint64) {
 		return
 	}
 	b.onOwner(s, func(l *Loop) {
-		if s.ended || s.client == nil || s.epoch == 0 || s.epoch >= epoch {
-			return
-		}
 		l.now = time.Now().UnixNano()
-		oc := s.client
-		l.kickForTakeover(s, oc)
-		l.Flush()
+		f(l, s)
 	})
 }

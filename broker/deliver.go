@@ -4,6 +4,7 @@ import (
 	"log/slog"
 
 	"github.com/flockmq/flockmq/codec"
+	"github.com/flockmq/flockmq/routing"
 )
 
 // deliver hands d to its session on this loop: written now, put in the
@@ -259,6 +260,13 @@ func (l *Loop) redeliverShared(d delivery, s *Session) bool {
 	other, ok := l.b.trie.PickShared(d.filter, s.id, d.msg.Publisher)
 	if !ok {
 		return false
+	}
+	if routing.IsRemote(other.ID) {
+		// A member on another node: hand it the message for this group. The
+		// link may be backed up; the message is queued there all the same.
+		l.b.remote.Forward(routing.RemoteNode(other.ID), d.msg, []SharedTarget{{Group: d.group, Filter: sharedTopic(d.filter)}})
+		l.b.stats.SharedRedelivered.Add(1)
+		return true
 	}
 	os := l.b.sessions.get(other.ID)
 	if os == nil {

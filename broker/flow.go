@@ -69,6 +69,7 @@ func (r *router) noteCongestion(d *delivery) {
 func (r *router) forgetCongestion() {
 	clear(r.congested)
 	r.congested = r.congested[:0]
+	r.congestedLinks = r.congestedLinks[:0]
 }
 
 // addWaiter registers c to be woken when s drains. Safe for concurrent use;
@@ -109,9 +110,9 @@ func (l *Loop) wake(s *Session, all bool) {
 	}
 }
 
-// pauseFor stops reading from c until the congested sessions drain. Loop
-// goroutine only.
-func (c *Client) pauseFor(congested []*Session) {
+// pauseFor stops reading from c until the congested sessions drain and the
+// congested links to other nodes (remote.go) have room. Loop goroutine only.
+func (c *Client) pauseFor(congested []*Session, links []uint32) {
 	b := c.l.b
 	mark := b.congestAt()
 	if own := c.s; own != nil && own.backpressure() >= mark {
@@ -130,6 +131,13 @@ func (c *Client) pauseFor(congested []*Session) {
 			x.waitOn = append(x.waitOn, s)
 		}
 	}
+	for _, n := range links {
+		if b.remote.Congested(n) {
+			waiting = true
+			x := c.x()
+			x.waitLinks = append(x.waitLinks, n)
+		}
+	}
 	if !waiting {
 		return
 	}
@@ -141,8 +149,13 @@ func (c *Client) pauseFor(congested []*Session) {
 	}
 	b.stats.PublisherPauses.Add(1)
 	if held, ok := b.abuse.paused.allow(c.l.now); ok {
-		logHeld(b.log, slog.LevelInfo, held, "publisher held back: a subscriber's queue is congested",
-			"client", c.clientID(), "subscriber", x.waitOn[0].clientID)
+		if len(x.waitOn) > 0 {
+			logHeld(b.log, slog.LevelInfo, held, "publisher held back: a subscriber's queue is congested",
+				"client", c.clientID(), "subscriber", x.waitOn[0].clientID)
+		} else {
+			logHeld(b.log, slog.LevelInfo, held, "publisher held back: the link to another node is congested",
+				"client", c.clientID())
+		}
 	}
 }
 
@@ -154,6 +167,7 @@ func (c *Client) resume() {
 	c.paused = false
 	clear(c.ext.waitOn)
 	c.ext.waitOn = c.ext.waitOn[:0]
+	c.ext.waitLinks = c.ext.waitLinks[:0]
 	c.t.Resume()
 }
 
@@ -168,7 +182,7 @@ func (l *Loop) resumeDrained() {
 			c.ext.listedPaused = false
 			continue
 		}
-		held := false
+		held := c.linksCongested()
 		for _, s := range c.ext.waitOn {
 			if s.backpressure() > low {
 				held = true

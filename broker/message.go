@@ -48,3 +48,12 @@ func (m *Message) remainingExpiry(now int64) uint32 {
 	}
 	return uint32((left + int64(time.Second) - 1) / int64(time.Second))
 }
+
+// SharedTarget names one shared subscription group: its share name (the
+// routing package's QueueGroup for $queue/ subscriptions) and its topic
+// filter. A message forwarded to another node lists the groups that node is
+// to serve, one member each.
+type SharedTarget struct {
+	Group  string
+	Filter string
+}

@@ -87,8 +87,8 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 		if n == 0 && !p.Retain {
 			rc = codec.NoMatchingSubscribers
 		}
-		if len(l.r.congested) > 0 && p.QoS > 0 {
-			c.pauseFor(l.r.congested)
+		if (len(l.r.congested) > 0 || len(l.r.congestedLinks) > 0) && p.QoS > 0 {
+			c.pauseFor(l.r.congested, l.r.congestedLinks)
 		}
 		l.r.forgetCongestion()
 	}

@@ -21,6 +21,10 @@ type router struct {
 	local     *Loop      // deliveries for this loop stay in localD
 	localD    []delivery // deliveries for local
 	congested []*Session // targets of QoS 1/2 deliveries whose queue is long
+
+	remote         []remoteOut // remote nodes getting the message being routed
+	congestedLinks []uint32    // remote nodes of QoS 1/2 copies whose way is backed up
+	localOnly      bool        // delivering a forwarded message: skip remote entries
 }
 
 func newRouter(b *Broker) *router {
@@ -58,6 +62,13 @@ func (r *router) deliverMatched(m *Message) int {
 	r.pub = ""
 	n := 0
 	for _, dv := range ds {
+		if routing.IsRemote(dv.ID) {
+			if !r.localOnly {
+				r.addRemote(routing.RemoteNode(dv.ID), "", "")
+				n++
+			}
+			continue
+		}
 		s := r.b.sessions.get(dv.ID)
 		if s == nil {
 			continue
@@ -68,6 +79,11 @@ func (r *router) deliverMatched(m *Message) int {
 	}
 	for i := range r.res.Shared {
 		sm := &r.res.Shared[i]
+		if routing.IsRemote(sm.ID) {
+			r.addRemote(routing.RemoteNode(sm.ID), sm.Group, sm.Filter)
+			n++
+			continue
+		}
 		s := r.b.sessions.get(sm.ID)
 		if s == nil {
 			continue
@@ -75,6 +91,9 @@ func (r *router) deliverMatched(m *Message) int {
 		r.add(delivery{s: s, msg: m, qos: min(m.QoS, sm.QoS), retain: m.Retain && sm.RetainAsPublished,
 			subIDs: subIDList(nil, sm.SubscriptionID), group: sm.Group, filter: sharedKey(sm.Group, sm.Filter)})
 		n++
+	}
+	if len(r.remote) > 0 {
+		r.forward(m)
 	}
 	return n
 }
@@ -89,6 +108,17 @@ func (r *router) route(m *Message) int {
 
 // sharedKey is the full subscription filter of a shared group.
 func sharedKey(group, filter string) string { return "$share/" + group + "/" + filter }
+
+// sharedTopic is the topic filter of a sharedKey.
+func sharedTopic(key string) string {
+	rest := key[len("$share/"):]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '/' {
+			return rest[i+1:]
+		}
+	}
+	return rest
+}
 
 func copyIDs(ids []uint32) []uint32 {
 	if len(ids) == 0 {

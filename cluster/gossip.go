@@ -166,7 +166,7 @@ type Gossip struct {
 	cfg  GossipConfig
 	id   string
 	boot uint64
-	meta []byte
+	meta atomic.Pointer[[]byte] // encoded NodeMeta; SetMeta replaces it
 	log  *slog.Logger
 	ml   *memberlist.Memberlist // set before any goroutine of ours starts
 	q    *memberlist.TransmitLimitedQueue
@@ -240,13 +240,13 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		cfg:     cfg,
 		id:      cfg.NodeID,
 		boot:    cfg.Meta.Boot,
-		meta:    meta,
 		log:     cfg.Logger.With("component", "gossip"),
 		members: map[string]*memberEntry{},
 		pulls:   map[string]time.Time{},
 		sendq:   make(chan sendTask, sendQueueLen),
 		stop:    make(chan struct{}),
 	}
+	g.meta.Store(&meta)
 
 	mc := memberlist.DefaultLANConfig()
 	announceEvery := 50 * time.Millisecond
@@ -291,6 +291,23 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	go g.announceLoop(announceEvery)
 	go g.sendLoop()
 	return g, nil
+}
+
+// SetMeta replaces what this node gossips about itself (its Boot must stay
+// the route table's) and pushes it to the others. Safe for concurrent use.
+func (g *Gossip) SetMeta(m NodeMeta) error {
+	if m.Boot == 0 {
+		m.Boot = g.boot
+	}
+	if m.Boot != g.boot {
+		return fmt.Errorf("cluster: gossip meta boot %d differs from the route table's %d", m.Boot, g.boot)
+	}
+	b, err := EncodeNodeMeta(m)
+	if err != nil {
+		return err
+	}
+	g.meta.Store(&b)
+	return g.ml.UpdateNode(2 * time.Second)
 }
 
 // Addr returns the host:port other nodes join through. Safe for concurrent
@@ -657,10 +674,11 @@ type gossipDelegate struct{ g *Gossip }
 
 // NodeMeta implements memberlist.Delegate.
 func (d gossipDelegate) NodeMeta(limit int) []byte {
-	if len(d.g.meta) > limit {
+	meta := *d.g.meta.Load()
+	if len(meta) > limit {
 		return nil // EncodeNodeMeta bounds it by MetaMaxSize
 	}
-	return d.g.meta
+	return meta
 }
 
 // NotifyMsg implements memberlist.Delegate. b is only read during the call.

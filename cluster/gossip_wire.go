@@ -38,14 +38,21 @@ type gossipWireError struct{ msg string }
 func (e *gossipWireError) Error() string        { return "cluster: " + e.msg }
 func (e *gossipWireError) Is(target error) bool { return target == ErrGossipWire }
 
+// metaInRaft is NodeMeta.InRaft in the flags byte.
+const metaInRaft = 1
+
 // NodeMeta is what a node tells the others about itself through memberlist:
 // where its raft and peer-link listeners are, its boot id (which grows with
-// every start, so a restarted node is told apart) and its software version.
+// every start, so a restarted node is told apart), its software version, and
+// whether it is already part of a raft cluster (InRaft: it has raft state or
+// is in a configuration), which keeps a new node from bootstrapping a second
+// cluster next to a running one.
 type NodeMeta struct {
 	RaftAddr string
 	PeerAddr string
 	Boot     uint64
 	Version  string
+	InRaft   bool
 }
 
 // EncodeNodeMeta returns the encoding of m; it fails when a string is longer
@@ -61,6 +68,11 @@ func EncodeNodeMeta(m NodeMeta) ([]byte, error) {
 	b = appendGossipString(b, m.PeerAddr)
 	b = binary.AppendUvarint(b, m.Boot)
 	b = appendGossipString(b, m.Version)
+	flags := byte(0)
+	if m.InRaft {
+		flags |= metaInRaft
+	}
+	b = append(b, flags)
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, &gossipWireError{msg: "node meta: too long"}
 	}
@@ -82,6 +94,11 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 	m.PeerAddr = r.str(maxMetaString)
 	m.Boot = r.uvarint()
 	m.Version = r.str(maxMetaString)
+	flags := r.byte()
+	if flags&^metaInRaft != 0 {
+		r.fail("unknown flags")
+	}
+	m.InRaft = flags&metaInRaft != 0
 	r.end()
 	if r.err != nil {
 		return NodeMeta{}, r.err

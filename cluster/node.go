@@ -192,7 +192,15 @@ func (n *Node) WaitReady(timeout time.Duration) error {
 func (n *Node) Run(b *broker.Broker) {
 	// Every applied claim fences older connections of its client id on this
 	// node, wherever the claim was made.
-	n.fsm.SetClaimHook(func(e fsm.ClaimEvent) { b.Fence(e.ClientID, e.Epoch) })
+	n.fsm.SetClaimHook(func(e fsm.ClaimEvent) {
+		if e.Node != n.id {
+			// The client connected to another node: its session there
+			// replaces the one here.
+			b.FenceMoved(e.ClientID, e.Epoch)
+			return
+		}
+		b.Fence(e.ClientID, e.Epoch)
+	})
 	n.fenceEarlierBoots()
 	n.restoreSessions(b)
 	n.refreshSolo()
@@ -268,6 +276,20 @@ func (n *Node) fenceEarlierBoots() {
 			return
 		}
 	}
+}
+
+// markNodeDown proposes that node's sessions of boot boot are disconnected
+// with their owner down: that process crashed or left.
+func (n *Node) markNodeDown(node string, boot uint64) {
+	n.prop.Propose(&fsm.NodeDown{Node: node, Boot: boot, At: nowMS()}, func(r fsm.Result, err error) {
+		if err != nil {
+			n.log.Warn("could not mark a lost node's sessions down", "node", node, "err", err)
+			return
+		}
+		if r.Count > 0 {
+			n.log.Info("sessions of a lost node marked disconnected", "node", node, "sessions", r.Count)
+		}
+	})
 }
 
 // restoreSessions hands b the persistent sessions this node owned.

@@ -201,7 +201,22 @@ func NewPeerLink(cfg PeerLinkConfig) (*PeerLink, error) {
 // it returns ErrPeerLinkFull and the frame is not queued (see
 // ErrPeerLinkFull for what the caller does). Safe for concurrent use; frames
 // sent by one goroutine are delivered in the order sent.
-func (l *PeerLink) Send(frame []byte) error {
+func (l *PeerLink) Send(frame []byte) error { return l.send(frame, false) }
+
+// SendAlways queues a copy of frame even past MaxQueueBytes: for QoS 1/2
+// messages, which are never dropped. The caller bounds what it adds past the
+// limit: it holds its publishers while Backlog is at or past MaxQueueBytes/2
+// (see Congested). It fails only for a frame too large or a closed link.
+// Safe for concurrent use.
+func (l *PeerLink) SendAlways(frame []byte) error { return l.send(frame, true) }
+
+// Congested reports whether the bytes held reached half of MaxQueueBytes.
+// Safe for concurrent use.
+func (l *PeerLink) Congested() bool {
+	return l.queueBytes.Load() >= int64(l.cfg.MaxQueueBytes/2)
+}
+
+func (l *PeerLink) send(frame []byte, always bool) error {
 	if len(frame) > l.cfg.MaxFrameBytes || peerFrameHeaderLen+len(frame) > l.cfg.MaxQueueBytes {
 		return ErrPeerFrameTooLarge
 	}
@@ -211,7 +226,7 @@ func (l *PeerLink) Send(frame []byte) error {
 	if l.closed {
 		return ErrPeerLinkClosed
 	}
-	if l.bytes+size > l.cfg.MaxQueueBytes {
+	if !always && l.bytes+size > l.cfg.MaxQueueBytes {
 		return ErrPeerLinkFull
 	}
 	data := make([]byte, 0, size)

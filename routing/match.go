@@ -155,6 +155,19 @@ func (t *Trie) pickGroups(groups []*shareGroup, publisher string, r *Result) {
 // returns false when the filter is not shared or no other member exists. Safe
 // for concurrent use.
 func (t *Trie) PickShared(filter string, exclude uint64, publisher string) (Subscriber, bool) {
+	return t.pickShared(filter, exclude, publisher, true, false)
+}
+
+// PickLocal picks a local member (not a remote node's entry) of the shared
+// group named by filter ($share/{group}/{topic filter} or $queue/...), by the
+// trie's strategy: the member that serves a message another node forwarded
+// for this group. It reports false when the group has no local member. Safe
+// for concurrent use.
+func (t *Trie) PickLocal(filter string, publisher string) (Subscriber, bool) {
+	return t.pickShared(filter, 0, publisher, false, true)
+}
+
+func (t *Trie) pickShared(filter string, exclude uint64, publisher string, skip, localOnly bool) (Subscriber, bool) {
 	pf, err := parseFilter(filter)
 	if err != nil || !pf.shared {
 		return Subscriber{}, false
@@ -173,7 +186,10 @@ func (t *Trie) PickShared(filter string, exclude uint64, publisher string) (Subs
 			if g == nil {
 				return Subscriber{}, false
 			}
-			return g.pick(t.strategy, publisher, exclude, true)
+			if localOnly {
+				return g.pickLocal(t.strategy, publisher)
+			}
+			return g.pick(t.strategy, publisher, exclude, skip)
 		}
 		if l = n.next; l == nil {
 			return Subscriber{}, false

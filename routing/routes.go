@@ -39,15 +39,22 @@ package routing
 //
 // # Shared subscriptions
 //
-// $share/{group}/{filter} and $queue/{filter} route as their topic filter
-// {filter}: a node with a member of any group on a filter needs the messages
-// that match it, whatever the group, so the route set is the set of topic
-// filters and Nodes answers "which nodes may need this message". Picking one
-// member per group across the whole cluster is not this table's job: with
-// filter-only routes each receiving node picks one of its own members per
-// group, so a group with members on k nodes gets up to k copies until the
-// cluster layer adds group-aware routing (the group would then have to join
-// the route key).
+// A shared subscription routes as "$share/{group}/{filter}" ($queue/{filter}
+// as $share/$queue/{filter}): the group is part of the route key, so every
+// node knows which nodes have members of which group. The node where a
+// message enters picks one member per matching group cluster-wide, a local
+// session or a remote node, and tells a remote node which groups it is to
+// serve (one of its own members each); see the broker's remote deliveries.
+// Nodes indexes a shared route under its topic filter, so it answers "which
+// nodes may need this message" for plain and shared routes alike.
+//
+// # Mirroring into the broker's trie
+//
+// SetHook installs a function called, under the write lock, for every route
+// a remote node gains or loses (node, route key, added). The cluster layer
+// uses it to keep remote nodes as subscribers in the broker's local trie, so
+// that one match finds local sessions, remote nodes and shared group members
+// on both.
 //
 // # Bounds
 //
@@ -106,15 +113,31 @@ func newer(boot, version, hb, hv uint64) bool {
 	return boot > hb || (boot == hb && version > hv)
 }
 
-// routeFilter is the filter a subscription routes as: the topic filter of a
-// $share/{group}/ or $queue/ subscription, the filter itself otherwise. It
-// reports false for an invalid filter.
+// routeFilter is the route key of a subscription filter: the filter itself
+// for a plain subscription, "$share/{group}/{topic filter}" for a shared one
+// ($queue/{f} is $share/$queue/{f}), so that the nodes serving a group are
+// known cluster-wide. It reports false for an invalid filter.
 func routeFilter(filter string) (string, bool) {
 	pf, err := parseFilter(filter)
 	if err != nil {
 		return "", false
 	}
-	return pf.topic, true
+	if !pf.shared {
+		return pf.topic, true
+	}
+	if strings.HasPrefix(filter, QueuePrefix) {
+		return "$share/" + QueueGroup + "/" + pf.topic, true
+	}
+	return filter, true
+}
+
+// routeTopic is the topic filter part of a route key.
+func routeTopic(key string) string {
+	pf, err := parseFilter(key)
+	if err != nil {
+		return key
+	}
+	return pf.topic
 }
 
 // LocalRoutes is this node's own route table: the refcounted set of filters
@@ -167,7 +190,7 @@ func (l *LocalRoutes) Len() int {
 }
 
 // Add counts one more local subscription to filter (plain, $share/{group}/
-// or $queue/, routed as its topic filter) and reports whether that added a
+// or $queue/, keyed by routeFilter) and reports whether that added a
 // route, which bumps the version and logs a delta. An invalid filter is
 // ignored. Safe for concurrent use.
 func (l *LocalRoutes) Add(filter string) (changed bool) {
@@ -275,6 +298,17 @@ type RemoteRoutes struct {
 	mu    sync.RWMutex
 	nodes map[string]*remoteTable
 	root  rlevel
+	hook  func(node, key string, added bool) // see SetHook; mu held for writing
+}
+
+// SetHook installs fn, called with the write lock held for every route a
+// remote node gains (added) or loses, by any Apply, Drop or snapshot. fn
+// must not call back into r; locks it takes come after RemoteRoutes.mu in
+// the lock order. Call it before the first Apply. Safe for concurrent use.
+func (r *RemoteRoutes) SetHook(fn func(node, key string, added bool)) {
+	r.mu.Lock()
+	r.hook = fn
+	r.mu.Unlock()
 }
 
 // remoteTable is one remote node's table. RemoteRoutes.mu must be held.
@@ -294,8 +328,9 @@ type rlevel struct {
 }
 
 // rnode is one filter level; nodes lists the remote nodes whose table has
-// the filter ending here (a small set: one entry per node, unordered).
-// RemoteRoutes.mu must be held.
+// a route ending here, once per route key (a node with a plain and a shared
+// route on the filter is listed twice), unordered. RemoteRoutes.mu must be
+// held.
 type rnode struct {
 	next  *rlevel
 	nodes []string
@@ -446,7 +481,10 @@ func (r *RemoteRoutes) Len() int {
 // RemoteRoutes.mu must be held for writing.
 func (r *RemoteRoutes) clearTable(t *remoteTable) {
 	for f := range t.filters {
-		r.root.remove(f, t.name)
+		r.root.remove(routeTopic(f), t.name)
+		if r.hook != nil {
+			r.hook(t.name, f, false)
+		}
 	}
 	clear(t.filters)
 }
@@ -459,9 +497,12 @@ func (r *RemoteRoutes) addRoute(t *remoteTable, f string) {
 	}
 	f = strings.Clone(f)
 	t.filters[f] = struct{}{}
-	n := r.root.insert(f)
-	if !slices.Contains(n.nodes, t.name) {
-		n.nodes = append(n.nodes, t.name)
+	// One entry per route key: a node routing "a/b" and "$share/g/a/b"
+	// appears twice here, and Nodes reports it once.
+	n := r.root.insert(routeTopic(f))
+	n.nodes = append(n.nodes, t.name)
+	if r.hook != nil {
+		r.hook(t.name, f, true)
 	}
 }
 
@@ -472,7 +513,10 @@ func (r *RemoteRoutes) removeRoute(t *remoteTable, f string) {
 		return
 	}
 	delete(t.filters, f)
-	r.root.remove(f, t.name)
+	r.root.remove(routeTopic(f), t.name)
+	if r.hook != nil {
+		r.hook(t.name, f, false)
+	}
 }
 
 // get returns the child for one filter level, or nil. RemoteRoutes.mu must

@@ -24,18 +24,20 @@ func TestLocalRoutesRefcount(t *testing.T) {
 	}{
 		{true, "a/b", true, 1},
 		{true, "a/b", false, 1},
-		{true, "$share/g/a/b", false, 1}, // routes as a/b
-		{true, "$queue/a/b", false, 1},   // $share/$queue/a/b: routes as a/b
-		{true, "a/+", true, 2},
-		{true, "bad/#/x", false, 2}, // invalid: ignored
-		{false, "a/b", false, 2},
-		{false, "$queue/a/b", false, 2},
-		{false, "$share/g/a/b", false, 2},
-		{false, "a/b", true, 3}, // the last subscription
-		{false, "a/b", false, 3},
-		{false, "never", false, 3},
-		{false, "bad/#/x", false, 3},
-		{true, "$share/g/x/#", true, 4},
+		{true, "$share/g/a/b", true, 2},       // a group is its own route
+		{true, "$queue/a/b", true, 3},         // keyed $share/$queue/a/b
+		{true, "$share/$queue/a/b", false, 3}, // the same group
+		{true, "a/+", true, 4},
+		{true, "bad/#/x", false, 4}, // invalid: ignored
+		{false, "a/b", false, 4},
+		{false, "$queue/a/b", false, 4},
+		{false, "$share/$queue/a/b", true, 5},
+		{false, "$share/g/a/b", true, 6},
+		{false, "a/b", true, 7}, // the last subscription
+		{false, "a/b", false, 7},
+		{false, "never", false, 7},
+		{false, "bad/#/x", false, 7},
+		{true, "$share/g/x/#", true, 8},
 	}
 	for i, s := range steps {
 		var got bool
@@ -48,12 +50,13 @@ func TestLocalRoutesRefcount(t *testing.T) {
 			t.Fatalf("step %d (%v %q): changed %v version %d, want %v %d", i, s.add, s.filter, got, l.Version(), s.changed, s.version)
 		}
 	}
-	want := RouteSnapshot{Node: "n1", Boot: 7, Version: 4, Filters: []string{"a/+", "x/#"}}
+	want := RouteSnapshot{Node: "n1", Boot: 7, Version: 8, Filters: []string{"$share/g/x/#", "a/+"}}
 	if got := l.Snapshot(); !reflect.DeepEqual(got, want) || l.Len() != 2 {
 		t.Fatalf("snapshot %+v (len %d), want %+v", got, l.Len(), want)
 	}
 	ds, ok := l.DeltasSince(0)
-	wantDs := []RouteDelta{{"a/b", true, 1}, {"a/+", true, 2}, {"a/b", false, 3}, {"x/#", true, 4}}
+	wantDs := []RouteDelta{{"a/b", true, 1}, {"$share/g/a/b", true, 2}, {"$share/$queue/a/b", true, 3}, {"a/+", true, 4},
+		{"$share/$queue/a/b", false, 5}, {"$share/g/a/b", false, 6}, {"a/b", false, 7}, {"$share/g/x/#", true, 8}}
 	if !ok || !reflect.DeepEqual(ds, wantDs) {
 		t.Fatalf("DeltasSince(0) = %v %v, want %v", ds, ok, wantDs)
 	}
@@ -279,7 +282,7 @@ func TestRemoteNodesMatchesNaive(t *testing.T) {
 	}
 }
 
-// naiveNodes is the sorted nodes other than self with a filter in tables
+// naiveNodes is the sorted nodes other than self with a route in tables
 // matching topic.
 func naiveNodes(tables map[string]map[string]bool, self, topic string) []string {
 	out := []string{}
@@ -288,7 +291,7 @@ func naiveNodes(tables map[string]map[string]bool, self, topic string) []string 
 			continue
 		}
 		for f, on := range fs {
-			if on && naiveMatch(f, topic) {
+			if on && naiveMatch(routeTopic(f), topic) {
 				out = append(out, n)
 				break
 			}

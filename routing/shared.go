@@ -67,21 +67,50 @@ func (g *shareGroup) pick(strategy ShareStrategy, publisher string, exclude uint
 	if n == 0 {
 		return Subscriber{}, false
 	}
-	var i uint64
-	switch strategy {
-	case ShareRandom:
-		i = rand.Uint64N(n)
-	case ShareHash:
-		i = hashString(publisher) % n
-	default:
-		i = (g.next.Add(1) - 1) % n
-	}
+	i := g.choose(strategy, publisher, n)
 	// Choose the i-th eligible member: positions at or past the excluded one
 	// shift by one.
 	if ex >= 0 && i >= uint64(ex) {
 		i++
 	}
 	return list[i], true
+}
+
+// choose returns a position in [0, n) by strategy; n > 0.
+func (g *shareGroup) choose(strategy ShareStrategy, publisher string, n uint64) uint64 {
+	switch strategy {
+	case ShareRandom:
+		return rand.Uint64N(n)
+	case ShareHash:
+		return hashString(publisher) % n
+	}
+	return (g.next.Add(1) - 1) % n
+}
+
+// pickLocal chooses, by strategy, among the members that are not remote
+// nodes' entries. It reports false when there is none. Trie.mu must be held.
+func (g *shareGroup) pickLocal(strategy ShareStrategy, publisher string) (Subscriber, bool) {
+	list := g.members.list
+	n := uint64(0)
+	for i := range list {
+		if !IsRemote(list[i].ID) {
+			n++
+		}
+	}
+	if n == 0 {
+		return Subscriber{}, false
+	}
+	k := g.choose(strategy, publisher, n)
+	for i := range list {
+		if IsRemote(list[i].ID) {
+			continue
+		}
+		if k == 0 {
+			return list[i], true
+		}
+		k--
+	}
+	return Subscriber{}, false
 }
 
 // hashString is 64-bit FNV-1a. It is deterministic across processes, so every

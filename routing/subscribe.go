@@ -13,6 +13,28 @@ import "strings"
 // ErrInvalidFilter. The trie copies the parts of filter it keeps. Safe for
 // concurrent use (takes the write lock).
 func (t *Trie) Subscribe(filter string, s Subscriber) (replaced bool, err error) {
+	return t.subscribe(filter, s)
+}
+
+// SubscribeRemote adds remote node node as a subscriber of the route key
+// filter (a plain filter, or $share/{group}/{filter} for a member of that
+// group): ID RemoteID(node), QoS 2 and Retain As Published, so that the
+// remote node receives every message at the publisher's QoS and with its
+// RETAIN flag and applies its own subscribers' options. Remote entries are
+// not counted by Subscriptions and do not call Options.OnLocal. Safe for
+// concurrent use.
+func (t *Trie) SubscribeRemote(filter string, node uint32) error {
+	_, err := t.subscribe(filter, Subscriber{ID: RemoteID(node), QoS: 2, RetainAsPublished: true})
+	return err
+}
+
+// UnsubscribeRemote removes what SubscribeRemote added. Safe for concurrent
+// use.
+func (t *Trie) UnsubscribeRemote(filter string, node uint32) bool {
+	return t.Unsubscribe(filter, RemoteID(node))
+}
+
+func (t *Trie) subscribe(filter string, s Subscriber) (replaced bool, err error) {
 	pf, err := parseFilter(filter)
 	if err != nil {
 		return false, err
@@ -35,8 +57,11 @@ func (t *Trie) Subscribe(filter string, s Subscriber) (replaced bool, err error)
 		}
 		replaced = n.subs.put(s)
 	}
-	if !replaced {
+	if !replaced && !IsRemote(s.ID) {
 		t.subs.Add(1)
+		if t.onLocal != nil {
+			t.onLocal(filter, true)
+		}
 	}
 	t.gen++
 	return replaced, nil
@@ -53,7 +78,13 @@ func (t *Trie) Unsubscribe(filter string, id uint64) bool {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.remove(pf, id)
+	if !t.remove(pf, id) {
+		return false
+	}
+	if t.onLocal != nil && !IsRemote(id) {
+		t.onLocal(filter, false)
+	}
+	return true
 }
 
 // RemoveAll removes subscriber id from every filter in filters under one
@@ -70,6 +101,9 @@ func (t *Trie) RemoveAll(id uint64, filters []string) int {
 		}
 		if t.remove(pf, id) {
 			removed++
+			if t.onLocal != nil && !IsRemote(id) {
+				t.onLocal(f, false)
+			}
 		}
 	}
 	return removed
@@ -139,7 +173,9 @@ func (t *Trie) remove(pf parsedFilter, id uint64) bool {
 			t.filters.Add(-1)
 		}
 	}
-	t.subs.Add(-1)
+	if !IsRemote(id) {
+		t.subs.Add(-1)
+	}
 	t.gen++
 	for i := len(path) - 1; i >= 0; i-- {
 		s := path[i]

@@ -30,6 +30,20 @@ type Subscriber struct {
 	SubscriptionID uint32
 }
 
+// RemoteBit marks the ID of a remote node's entry (SubscribeRemote): the
+// broker's session handles never have it set.
+const RemoteBit uint64 = 1 << 63
+
+// RemoteID is the subscriber ID of remote node number node (a small number
+// the cluster layer assigns per node name).
+func RemoteID(node uint32) uint64 { return RemoteBit | uint64(node) }
+
+// IsRemote reports whether id is a remote node's entry.
+func IsRemote(id uint64) bool { return id&RemoteBit != 0 }
+
+// RemoteNode is the node number of a remote entry's ID.
+func RemoteNode(id uint64) uint32 { return uint32(id) }
+
 // subList is the set of subscribers of one filter (or of one shared group):
 // a slice for matching, with an ID index once it grows past indexThreshold so
 // Subscribe and Unsubscribe stay O(1) on very popular filters.

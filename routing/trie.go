@@ -14,6 +14,12 @@ type Options struct {
 	// power of two); 0 disables it. Each slot holds the result of one topic
 	// until the next Subscribe or Unsubscribe.
 	CacheSize int
+	// OnLocal, when set, is called for every local subscription added (not
+	// one replaced) and removed, with the filter as the caller gave it, under
+	// the trie's write lock: the one place where the cluster's route table
+	// learns that a filter gained or lost a local subscriber. It must not
+	// call back into the trie; the locks it takes come after Trie.mu.
+	OnLocal func(filter string, added bool)
 }
 
 // DefaultOptions returns round-robin shared picks and a 1024-slot match cache.
@@ -35,6 +41,7 @@ type Trie struct {
 	gen      uint64 // bumped by every change; written under mu, read under mu.RLock
 	strategy ShareStrategy
 	cache    *matchCache // nil when disabled; slots are atomics, filled under mu.RLock
+	onLocal  func(filter string, added bool)
 
 	subs    atomic.Int64 // subscriptions: plain entries plus shared members
 	filters atomic.Int64 // distinct filters: plain filters plus (group, filter) pairs
@@ -75,15 +82,16 @@ type node struct {
 
 // New returns an empty Trie.
 func New(opts Options) *Trie {
-	t := &Trie{strategy: opts.Strategy}
+	t := &Trie{strategy: opts.Strategy, onLocal: opts.OnLocal}
 	if opts.CacheSize > 0 {
 		t.cache = newMatchCache(opts.CacheSize)
 	}
 	return t
 }
 
-// Subscriptions returns the number of subscriptions: one per (filter,
-// subscriber) and per shared-group member. Safe for concurrent use.
+// Subscriptions returns the number of local subscriptions: one per (filter,
+// subscriber) and per shared-group member; remote nodes' entries
+// (SubscribeRemote) are not counted. Safe for concurrent use.
 func (t *Trie) Subscriptions() int { return int(t.subs.Load()) }
 
 // Filters returns the number of distinct subscribed filters: each plain filter

@@ -32,6 +32,27 @@ type nodeConfig struct {
 	PprofListen   string
 	PartialBytes  int // eventloop.Options.MaxPartialPacketBytes
 	Broker        broker.Config
+
+	// Cluster (issue 11); see clustered. With ClusterBind set, loadConfig
+	// derives RaftBind and RaftAdvertise from it and RaftPort.
+	ClusterBind           string        // host gossip, raft and the peer link bind, no port
+	ClusterAdvertise      string        // host other nodes dial, no port ("" = ClusterBind)
+	GossipPort            int           // UDP and TCP; 0 picks a free port
+	RaftPort              int           // 0 picks a free port
+	PeerPort              int           // 0 picks a free port
+	Join                  []string      // gossip seeds, each host:port (nil = none)
+	DeadGrace             time.Duration // how long a crashed node's routes are kept
+	NetsplitCleanSessions bool          // without a raft majority, accept clean sessions locally
+}
+
+// defaultGossipPort is gossip's port unless gossip-port says otherwise, and
+// the port of a join seed given without one.
+const defaultGossipPort = 7946
+
+// clustered reports whether the node runs gossip and the peer link: it does
+// when it has an address to bind them to or seeds to join.
+func (c *nodeConfig) clustered() bool {
+	return c.ClusterBind != "" || len(c.Join) > 0
 }
 
 // option is one configuration option: its name (the flag; FLOCKMQ_NAME in the
@@ -102,6 +123,20 @@ func durOpt(p func(c *nodeConfig) *time.Duration) binding {
 		}}
 }
 
+// joinOpt binds -join: the seeds are checked and normalised as they are set,
+// so the error names the source (flag, environment, file line).
+func joinOpt() binding {
+	return binding{func(c *nodeConfig) string { return strings.Join(c.Join, ",") },
+		func(c *nodeConfig, v string) error {
+			seeds, err := parseSeeds(v)
+			if err != nil {
+				return err
+			}
+			c.Join = seeds
+			return nil
+		}}
+}
+
 // binding reads and writes one option's field.
 type binding struct {
 	get func(c *nodeConfig) string
@@ -120,11 +155,19 @@ func options() []option {
 	add("store", "raft (replicated, on disk) or memory (nothing survives a restart)", strOpt(func(c *nodeConfig) *string { return &c.Store }))
 	add("data-dir", "directory of the node's raft log, snapshots and node id", strOpt(func(c *nodeConfig) *string { return &c.DataDir }))
 	add("node-id", "the node's stable name (default: stored in data-dir, made on first start)", strOpt(func(c *nodeConfig) *string { return &c.NodeID }))
-	add("raft-bind", "raft listen address (port 0 picks one)", strOpt(func(c *nodeConfig) *string { return &c.RaftBind }))
+	add("raft-bind", "raft listen address (port 0 picks one; cluster-bind sets it, with raft-port)", strOpt(func(c *nodeConfig) *string { return &c.RaftBind }))
 	add("raft-advertise", "raft address other nodes dial (default: the bound one)", strOpt(func(c *nodeConfig) *string { return &c.RaftAdvertise }))
 	add("raft-peers", "voters to bootstrap with, id@host:port,... (the same list on every node)", strOpt(func(c *nodeConfig) *string { return &c.RaftPeers }))
-	add("bootstrap-expect", "number of voters in raft-peers, as a check (0 = however many it lists)", intOpt(func(c *nodeConfig) *int { return &c.Expect }))
+	add("bootstrap-expect", "with join: nodes that bootstrap raft together (at least 1); with raft-peers: their number, as a check (0 = however many it lists)", intOpt(func(c *nodeConfig) *int { return &c.Expect }))
 	add("bootstrap", "bootstrap raft on first start (false: wait to be added by the leader)", boolOpt(func(c *nodeConfig) *bool { return &c.Bootstrap }))
+	add("cluster-bind", "address without a port that gossip, raft and the peer link bind (set: clustering on)", strOpt(func(c *nodeConfig) *string { return &c.ClusterBind }))
+	add("cluster-advertise", "address without a port that other nodes dial (default: cluster-bind)", strOpt(func(c *nodeConfig) *string { return &c.ClusterAdvertise }))
+	add("gossip-port", "gossip port, UDP and TCP (0 picks one)", intOpt(func(c *nodeConfig) *int { return &c.GossipPort }))
+	add("raft-port", "raft port with cluster-bind (0 picks one)", intOpt(func(c *nodeConfig) *int { return &c.RaftPort }))
+	add("peer-port", "peer link port (0 picks one)", intOpt(func(c *nodeConfig) *int { return &c.PeerPort }))
+	add("join", "gossip seeds, host[:port],... (port default 7946); needs cluster-bind", joinOpt())
+	add("dead-node-grace", "how long a crashed node's subscription routes are kept", durOpt(func(c *nodeConfig) *time.Duration { return &c.DeadGrace }))
+	add("netsplit-clean-sessions", "without a raft majority, still accept clean sessions (expiry 0) with a local-only claim; persistent ones get 0x88 / 0x03", boolOpt(func(c *nodeConfig) *bool { return &c.NetsplitCleanSessions }))
 	add("pprof-listen", "address of the Go profiler's HTTP endpoint, /debug/pprof/ (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.PprofListen }))
 	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
@@ -151,7 +194,8 @@ func options() []option {
 
 func defaultNodeConfig() nodeConfig {
 	return nodeConfig{Listen: ":1883", LogLevel: "info", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true,
-		PartialBytes: eventloop.DefaultMaxPartialPacketBytes, Broker: broker.DefaultConfig()}
+		PartialBytes: eventloop.DefaultMaxPartialPacketBytes, Broker: broker.DefaultConfig(),
+		GossipPort: defaultGossipPort, RaftPort: 7300, PeerPort: 7400, DeadGrace: cluster.DefaultDeadGrace}
 }
 
 // loadConfig builds the configuration: defaults, then the config file, then
@@ -178,8 +222,9 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 	for _, o := range opts {
 		byName[o.name] = o
 	}
+	explicit := make(map[string]bool) // options set by the file, the environment or a flag
 	if *configFile != "" {
-		if err := applyFile(&cfg, *configFile, byName); err != nil {
+		if err := applyFile(&cfg, *configFile, byName, explicit); err != nil {
 			return cfg, err
 		}
 	}
@@ -188,6 +233,7 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 			if err := o.set(&cfg, v); err != nil {
 				return cfg, fmt.Errorf("environment %s: %w", envName(o.name), err)
 			}
+			explicit[o.name] = true
 		}
 	}
 	var ferr error
@@ -196,6 +242,7 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 			if err := o.set(&cfg, *flagVals[f.Name]); err != nil {
 				ferr = fmt.Errorf("flag -%s: %w", f.Name, err)
 			}
+			explicit[f.Name] = true
 		}
 	})
 	if ferr != nil {
@@ -217,6 +264,9 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 			return cfg, fmt.Errorf("pprof listen address %q: %w", cfg.PprofListen, err)
 		}
 	}
+	if err := checkCluster(&cfg, explicit); err != nil {
+		return cfg, err
+	}
 	switch cfg.Store {
 	case "raft":
 		if _, _, err := net.SplitHostPort(cfg.RaftBind); err != nil {
@@ -229,11 +279,17 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 		if err != nil {
 			return cfg, err
 		}
-		if len(peers) > 0 && cfg.Expect != 0 && cfg.Expect != len(peers) {
-			return cfg, fmt.Errorf("bootstrap-expect %d does not match the %d raft peers", cfg.Expect, len(peers))
-		}
-		if len(peers) == 0 && cfg.Expect > 1 {
-			return cfg, fmt.Errorf("bootstrap-expect %d needs raft-peers listing the voters", cfg.Expect)
+		switch {
+		case len(peers) > 0: // a static voter list; with join, gossip only carries routes
+			if cfg.Expect != 0 && cfg.Expect != len(peers) {
+				return cfg, fmt.Errorf("bootstrap-expect %d does not match the %d raft peers", cfg.Expect, len(peers))
+			}
+		case len(cfg.Join) > 0:
+			if cfg.Expect < 1 {
+				return cfg, fmt.Errorf("bootstrap-expect %d with -join must be at least 1: the number of nodes that bootstrap raft together through gossip", cfg.Expect)
+			}
+		case cfg.Expect > 1:
+			return cfg, fmt.Errorf("bootstrap-expect %d needs -join (gossip bootstrap) or -raft-peers (a static voter list)", cfg.Expect)
 		}
 	case "memory":
 	default:
@@ -242,12 +298,130 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 	return cfg, nil
 }
 
+// checkCluster checks the cluster options once every source is applied and
+// derives raft's addresses from cluster-bind. explicit holds the options the
+// user set.
+func checkCluster(cfg *nodeConfig, explicit map[string]bool) error {
+	if cfg.Expect < 0 {
+		return fmt.Errorf("bootstrap-expect %d must not be negative", cfg.Expect)
+	}
+	if cfg.DeadGrace <= 0 {
+		return fmt.Errorf("dead-node-grace %v must be positive", cfg.DeadGrace)
+	}
+	ports := []struct {
+		name string
+		port int
+	}{{"gossip-port", cfg.GossipPort}, {"raft-port", cfg.RaftPort}, {"peer-port", cfg.PeerPort}}
+	for _, p := range ports {
+		if p.port < 0 || p.port > 65535 {
+			return fmt.Errorf("%s %d is outside 0..65535 (0 picks a free port)", p.name, p.port)
+		}
+	}
+	if cfg.ClusterBind != "" {
+		if err := checkClusterHost("cluster-bind", cfg.ClusterBind); err != nil {
+			return err
+		}
+	}
+	if cfg.ClusterAdvertise != "" {
+		if err := checkClusterHost("cluster-advertise", cfg.ClusterAdvertise); err != nil {
+			return err
+		}
+		if ip := net.ParseIP(cfg.ClusterAdvertise); ip != nil && ip.IsUnspecified() {
+			return fmt.Errorf("cluster-advertise %q is not an address other nodes can dial; set this node's address", cfg.ClusterAdvertise)
+		}
+	}
+	if !cfg.clustered() {
+		return nil
+	}
+	if cfg.ClusterBind == "" {
+		return fmt.Errorf("join needs cluster-bind: the address gossip, raft and the peer link bind")
+	}
+	if cfg.Store != "raft" {
+		return fmt.Errorf("cluster-bind %q needs store raft, not %q: a cluster keeps its sessions in raft", cfg.ClusterBind, cfg.Store)
+	}
+	if ip := net.ParseIP(cfg.ClusterBind); ip != nil && ip.IsUnspecified() && cfg.ClusterAdvertise == "" {
+		return fmt.Errorf("cluster-bind %q is every interface, which other nodes cannot dial; set cluster-advertise to this node's address", cfg.ClusterBind)
+	}
+	for i, a := range ports {
+		for _, b := range ports[i+1:] {
+			if a.port != 0 && a.port == b.port {
+				return fmt.Errorf("%s and %s are both %d; each needs its own port", a.name, b.name, a.port)
+			}
+		}
+	}
+	for _, name := range []string{"raft-bind", "raft-advertise"} {
+		if explicit[name] {
+			return fmt.Errorf("%s cannot be combined with cluster-bind; use raft-port", name)
+		}
+	}
+	cfg.RaftBind = net.JoinHostPort(cfg.ClusterBind, strconv.Itoa(cfg.RaftPort))
+	if cfg.ClusterAdvertise != "" {
+		if cfg.RaftPort == 0 {
+			return fmt.Errorf("raft-port 0 picks a free port, which cluster-advertise %q cannot tell other nodes; set a fixed raft-port", cfg.ClusterAdvertise)
+		}
+		cfg.RaftAdvertise = net.JoinHostPort(cfg.ClusterAdvertise, strconv.Itoa(cfg.RaftPort))
+	}
+	return nil
+}
+
+// checkClusterHost checks that v, the value of option name, is an IP address
+// or host name without a port.
+func checkClusterHost(name, v string) error {
+	if _, _, err := net.SplitHostPort(v); err == nil {
+		return fmt.Errorf("%s %q must be an address without a port; set the ports with gossip-port, raft-port, peer-port", name, v)
+	}
+	if !validHost(v) {
+		return fmt.Errorf("%s %q is not an IP address or host name (IPv6 goes without brackets)", name, v)
+	}
+	return nil
+}
+
+// validHost rejects what cannot be a host: nothing, brackets, blanks and
+// separators of other syntaxes.
+func validHost(h string) bool {
+	return h != "" && !strings.ContainsAny(h, "[]/@, \t")
+}
+
+// parseSeeds splits join's HOST[:PORT],... into host:port seeds. A seed
+// without a port gets defaultGossipPort, not this node's gossip-port: seeds
+// are other hosts. An IPv6 seed with a port is written [addr]:port.
+func parseSeeds(s string) ([]string, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var seeds []string
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			return nil, fmt.Errorf("%q has an empty seed between commas", s)
+		}
+		host, port := item, strconv.Itoa(defaultGossipPort)
+		if h, p, err := net.SplitHostPort(item); err == nil {
+			host, port = h, p
+		} else if strings.HasPrefix(item, "[") && strings.HasSuffix(item, "]") {
+			host = item[1 : len(item)-1]
+		} else if strings.Contains(item, ":") && net.ParseIP(item) == nil {
+			return nil, fmt.Errorf("seed %q is not host or host:port", item)
+		}
+		if !validHost(host) {
+			return nil, fmt.Errorf("seed %q has no valid host", item)
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("seed %q: port %q is not a number from 1 to 65535", item, port)
+		}
+		seeds = append(seeds, net.JoinHostPort(host, strconv.Itoa(n)))
+	}
+	return seeds, nil
+}
+
 func envName(name string) string {
 	return "FLOCKMQ_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
 }
 
 // applyFile reads name = value lines; blank lines and # comments are skipped.
-func applyFile(cfg *nodeConfig, path string, byName map[string]option) error {
+// The names it sets go into explicit.
+func applyFile(cfg *nodeConfig, path string, byName map[string]option, explicit map[string]bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("config file: %w", err)
@@ -273,6 +447,7 @@ func applyFile(cfg *nodeConfig, path string, byName map[string]option) error {
 		if err := o.set(cfg, value); err != nil {
 			return fmt.Errorf("config file %s line %d: %s: %w", path, line, name, err)
 		}
+		explicit[name] = true
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)

@@ -79,6 +79,20 @@ var validValues = map[string]string{
 	"max-partial-packet-bytes": "1048576",
 	"slow-consumer-timeout":    "1m0s",
 	"pprof-listen":             "127.0.0.1:6060",
+	"cluster-bind":             "10.0.0.5",
+	"cluster-advertise":        "203.0.113.5",
+	"gossip-port":              "8946",
+	"raft-port":                "8300",
+	"peer-port":                "8400",
+	"join":                     "10.0.0.1:7946,node-b:8946,[fd00::3]:7946",
+	"dead-node-grace":          "1m0s",
+	"netsplit-clean-sessions":  "true",
+}
+
+// companions are the other options an option in validValues needs to be
+// valid, set from the same source.
+var companions = map[string][]string{
+	"join": {"cluster-bind", "10.0.0.5", "bootstrap-expect", "3"},
 }
 
 // TestConfigEveryOption sets every option from each source alone and reads
@@ -94,13 +108,21 @@ func TestConfigEveryOption(t *testing.T) {
 		if v == o.def(&def) {
 			t.Errorf("option %q: test value %q is the default", o.name, v)
 		}
+		kv := append([]string{o.name, v}, companions[o.name]...)
+		var args, env []string
+		var file string
+		for i := 0; i+1 < len(kv); i += 2 {
+			args = append(args, "-"+kv[i], kv[i+1])
+			env = append(env, envName(kv[i]), kv[i+1])
+			file += kv[i] + " = " + kv[i+1] + "\n"
+		}
 		sources := map[string]struct {
 			args []string
 			env  func(string) string
 		}{
-			"flag": {[]string{"-" + o.name, v}, envOf()},
-			"env":  {nil, envOf(envName(o.name), v)},
-			"file": {[]string{"-config", writeConfig(t, o.name+" = "+v+"\n")}, envOf()},
+			"flag": {args, envOf()},
+			"env":  {nil, envOf(env...)},
+			"file": {[]string{"-config", writeConfig(t, file)}, envOf()},
 		}
 		for src, in := range sources {
 			var stderr bytes.Buffer
@@ -210,10 +232,42 @@ var badInputs = []struct {
 	{name: "unknown shared strategy", file: "shared-strategy = fifo\n", want: `shared strategy "fifo" is not round-robin, random or hash`},
 	{name: "unknown store", file: "store = disk\n", want: `store "disk" is not raft or memory`},
 	{name: "peer without id", args: []string{"-raft-peers", "10.0.0.1:7300"}, want: `peer "10.0.0.1:7300" is not id@host:port`},
-	{name: "expect without peers", args: []string{"-bootstrap-expect", "3"}, want: "bootstrap-expect 3 needs raft-peers"},
+	{name: "expect without peers or join", args: []string{"-bootstrap-expect", "3"}, want: "bootstrap-expect 3 needs -join (gossip bootstrap) or -raft-peers (a static voter list)"},
+	{name: "negative expect", args: []string{"-bootstrap-expect", "-1"}, want: "bootstrap-expect -1 must not be negative"},
 	{name: "expect not matching peers", args: []string{"-raft-peers", "a@h:1,b@h:2", "-bootstrap-expect", "3"}, want: "bootstrap-expect 3 does not match the 2 raft peers"},
 	{name: "raft bind without port", file: "raft-bind = localhost\n", want: `raft bind address "localhost"`},
 	{name: "raft store without data dir", file: "data-dir =\n", want: `store raft needs a data dir`},
+	// Cluster options (issue 11).
+	{name: "join without cluster bind", args: []string{"-join", "10.0.0.1", "-bootstrap-expect", "3"}, want: "join needs cluster-bind: the address gossip, raft and the peer link bind"},
+	{name: "join without expect", args: []string{"-cluster-bind", "10.0.0.5", "-join", "10.0.0.1"}, want: "bootstrap-expect 0 with -join must be at least 1"},
+	{name: "join and peers, expect not matching", args: []string{"-cluster-bind", "10.0.0.5", "-join", "10.0.0.1", "-raft-peers", "a@h:1,b@h:2", "-bootstrap-expect", "3"}, want: "bootstrap-expect 3 does not match the 2 raft peers"},
+	{name: "cluster bind with memory store", args: []string{"-cluster-bind", "10.0.0.5", "-store", "memory"}, want: `cluster-bind "10.0.0.5" needs store raft, not "memory"`},
+	{name: "join with memory store", env: []string{"FLOCKMQ_CLUSTER_BIND", "10.0.0.5", "FLOCKMQ_JOIN", "10.0.0.1", "FLOCKMQ_STORE", "memory"}, want: `cluster-bind "10.0.0.5" needs store raft`},
+	{name: "raft bind flag with cluster bind", args: []string{"-cluster-bind", "10.0.0.5", "-raft-bind", "10.0.0.5:7301"}, want: "raft-bind cannot be combined with cluster-bind; use raft-port"},
+	{name: "raft bind in file with cluster bind", file: "raft-bind = 127.0.0.1:7300\n", args: []string{"-cluster-bind", "10.0.0.5"}, want: "raft-bind cannot be combined with cluster-bind; use raft-port"},
+	{name: "raft advertise in env with cluster bind", env: []string{"FLOCKMQ_RAFT_ADVERTISE", "10.0.0.5:7300", "FLOCKMQ_CLUSTER_BIND", "10.0.0.5"}, want: "raft-advertise cannot be combined with cluster-bind; use raft-port"},
+	{name: "cluster bind with port", args: []string{"-cluster-bind", "1.2.3.4:7946"}, want: `cluster-bind "1.2.3.4:7946" must be an address without a port; set the ports with gossip-port, raft-port, peer-port`},
+	{name: "cluster advertise with port", file: "cluster-bind = 10.0.0.5\ncluster-advertise = [::1]:7946\n", want: `cluster-advertise "[::1]:7946" must be an address without a port`},
+	{name: "cluster bind in brackets", args: []string{"-cluster-bind", "[::1]"}, want: `cluster-bind "[::1]" is not an IP address or host name`},
+	{name: "cluster bind with a blank", args: []string{"-cluster-bind", "node a"}, want: `cluster-bind "node a" is not an IP address or host name`},
+	{name: "cluster bind on every interface", args: []string{"-cluster-bind", "0.0.0.0"}, want: `cluster-bind "0.0.0.0" is every interface, which other nodes cannot dial; set cluster-advertise`},
+	{name: "cluster advertise unspecified", args: []string{"-cluster-bind", "0.0.0.0", "-cluster-advertise", "::"}, want: `cluster-advertise "::" is not an address other nodes can dial`},
+	{name: "gossip port too large", args: []string{"-gossip-port", "70000"}, want: "gossip-port 70000 is outside 0..65535"},
+	{name: "raft port negative", env: []string{"FLOCKMQ_RAFT_PORT", "-1"}, want: "raft-port -1 is outside 0..65535"},
+	{name: "peer port too large", file: "peer-port = 65536\n", want: "peer-port 65536 is outside 0..65535"},
+	{name: "gossip and raft on one port", args: []string{"-cluster-bind", "10.0.0.5", "-gossip-port", "7300"}, want: "gossip-port and raft-port are both 7300; each needs its own port"},
+	{name: "raft port 0 with cluster advertise", args: []string{"-cluster-bind", "10.0.0.5", "-cluster-advertise", "203.0.113.5", "-raft-port", "0"}, want: `raft-port 0 picks a free port, which cluster-advertise "203.0.113.5" cannot tell other nodes`},
+	{name: "join seed port 0", args: []string{"-join", "10.0.0.1:0"}, want: `flag -join: seed "10.0.0.1:0": port "0" is not a number from 1 to 65535`},
+	{name: "join seed port too large", env: []string{"FLOCKMQ_JOIN", "a:7946,b:70000"}, want: `environment FLOCKMQ_JOIN: seed "b:70000": port "70000" is not a number from 1 to 65535`},
+	{name: "join seed named port", file: "join = a:gossip\n", want: `line 1: join: seed "a:gossip": port "gossip" is not a number from 1 to 65535`},
+	{name: "join seed empty port", args: []string{"-join", "a:"}, want: `seed "a:": port "" is not a number`},
+	{name: "join seed without host", args: []string{"-join", ":7946"}, want: `seed ":7946" has no valid host`},
+	{name: "join empty seed", args: []string{"-join", "a,,b"}, want: `"a,,b" has an empty seed between commas`},
+	{name: "join seed with two colons", args: []string{"-join", "a:1:2"}, want: `seed "a:1:2" is not host or host:port`},
+	{name: "dead node grace 0", args: []string{"-dead-node-grace", "0s"}, want: "dead-node-grace 0s must be positive"},
+	{name: "dead node grace negative", file: "dead-node-grace = -5s\n", want: "dead-node-grace -5s must be positive"},
+	{name: "dead node grace not a duration", args: []string{"-dead-node-grace", "30"}, want: `flag -dead-node-grace: not a duration like 10s: "30"`},
+	{name: "netsplit clean sessions not a bool", env: []string{"FLOCKMQ_NETSPLIT_CLEAN_SESSIONS", "sometimes"}, want: `environment FLOCKMQ_NETSPLIT_CLEAN_SESSIONS: not true or false: "sometimes"`},
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -305,4 +359,73 @@ func TestRunBadConfig(t *testing.T) {
 			t.Fatalf("run -no-such-flag returned %d, want 2", code)
 		}
 	})
+}
+
+// TestConfigCluster checks what loadConfig derives from the cluster options.
+func TestConfigCluster(t *testing.T) {
+	def := defaultNodeConfig()
+	if def.clustered() {
+		t.Fatal("the default config is clustered")
+	}
+	cases := []struct {
+		name                    string
+		args                    []string
+		raftBind, raftAdvertise string
+		join                    []string
+	}{
+		{name: "bind and advertise", args: []string{"-cluster-bind", "10.0.0.5", "-cluster-advertise", "203.0.113.5", "-raft-port", "8300"},
+			raftBind: "10.0.0.5:8300", raftAdvertise: "203.0.113.5:8300"},
+		{name: "bind only", args: []string{"-cluster-bind", "node-a.example"},
+			raftBind: "node-a.example:7300"},
+		{name: "IPv6 bind", args: []string{"-cluster-bind", "::1", "-raft-port", "0"},
+			raftBind: "[::1]:0"},
+		{name: "every interface, advertised", args: []string{"-cluster-bind", "0.0.0.0", "-cluster-advertise", "10.0.0.5"},
+			raftBind: "0.0.0.0:7300", raftAdvertise: "10.0.0.5:7300"},
+		// Seeds without a port get gossip's default port, not this node's
+		// gossip-port.
+		{name: "join", args: []string{"-cluster-bind", "10.0.0.5", "-gossip-port", "9000", "-bootstrap-expect", "3",
+			"-join", " 10.0.0.1, node-b:8000 ,::1,[fd00::2],[fd00::3]:9000"},
+			raftBind: "10.0.0.5:7300", join: []string{"10.0.0.1:7946", "node-b:8000", "[::1]:7946", "[fd00::2]:7946", "[fd00::3]:9000"}},
+		// A static voter list with gossip for the routes.
+		{name: "join and raft peers", args: []string{"-cluster-bind", "10.0.0.5", "-join", "10.0.0.1",
+			"-raft-peers", "a@10.0.0.1:7300,b@10.0.0.5:7300"},
+			raftBind: "10.0.0.5:7300", join: []string{"10.0.0.1:7946"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			cfg, err := loadConfig(c.args, envOf(), &stderr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !cfg.clustered() {
+				t.Error("not clustered")
+			}
+			if cfg.RaftBind != c.raftBind || cfg.RaftAdvertise != c.raftAdvertise {
+				t.Errorf("raft bind %q advertise %q, want %q and %q", cfg.RaftBind, cfg.RaftAdvertise, c.raftBind, c.raftAdvertise)
+			}
+			if !reflect.DeepEqual(cfg.Join, c.join) {
+				t.Errorf("join %q, want %q", cfg.Join, c.join)
+			}
+		})
+	}
+
+	// Without cluster-bind, raft-bind and raft-advertise are used as given
+	// and the ports are not used.
+	var stderr bytes.Buffer
+	cfg, err := loadConfig([]string{"-raft-bind", "10.0.0.5:7301", "-raft-advertise", "203.0.113.5:7301", "-raft-port", "9300", "-cluster-advertise", "203.0.113.5"}, envOf(), &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.clustered() || cfg.RaftBind != "10.0.0.5:7301" || cfg.RaftAdvertise != "203.0.113.5:7301" {
+		t.Errorf("clustered %v, raft bind %q advertise %q", cfg.clustered(), cfg.RaftBind, cfg.RaftAdvertise)
+	}
+	// An empty -join is no seeds: nil, as in the defaults.
+	cfg, err = loadConfig([]string{"-join", ""}, envOf(), &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Join != nil || cfg.clustered() {
+		t.Errorf("empty join: %q, clustered %v", cfg.Join, cfg.clustered())
+	}
 }

@@ -42,23 +42,37 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 
 	opts := []broker.Option{broker.WithLogger(log)}
 	var node *cluster.Node
+	var cl *cluster.Cluster
 	if cfg.Store == "raft" {
 		peers, _ := cluster.ParsePeers(cfg.RaftPeers) // validated by loadConfig
+		// A node given seeds to join bootstraps through gossip
+		// (bootstrap-expect) or waits for the leader to add it.
+		gossipExpect := 0
+		noBootstrap := !cfg.Bootstrap
+		if len(cfg.Join) > 0 && len(peers) == 0 {
+			gossipExpect, noBootstrap = cfg.Expect, true
+		}
 		node, err = cluster.StartNode(cluster.NodeConfig{ID: cfg.NodeID, DataDir: cfg.DataDir,
 			RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise, Peers: peers,
-			BootstrapExpect: len(peers), NoBootstrap: !cfg.Bootstrap, Logger: log})
+			BootstrapExpect: len(peers), NoBootstrap: noBootstrap, Logger: log})
 		if err != nil {
 			fmt.Fprintf(stderr, "flockmq: %v\n", err)
 			return 1
 		}
 		defer node.Close()
-		if err := node.WaitReady(15 * time.Second); err != nil {
-			// Serve anyway: without a leader, sessions that need the registry
-			// are refused with Server Unavailable until one is elected.
-			log.Warn("serving before raft has a leader", "err", err)
+		if cfg.clustered() {
+			cl, err = cluster.NewCluster(cluster.ClusterConfig{Node: node, BindAddr: cfg.ClusterBind,
+				AdvertiseAddr: cfg.ClusterAdvertise, GossipPort: cfg.GossipPort, PeerPort: cfg.PeerPort,
+				Join: cfg.Join, BootstrapExpect: gossipExpect, DeadGrace: cfg.DeadGrace,
+				Version: broker.Version, Logger: log})
+			if err != nil {
+				fmt.Fprintf(stderr, "flockmq: %v\n", err)
+				return 1
+			}
+			defer cl.Close()
+			opts = append(opts, broker.WithRemote(cl))
 		}
 		opts = append(opts, broker.WithStore(node.Store()))
-		log.Info("raft ready", "node", node.ID(), "data", cfg.DataDir)
 	}
 	if cfg.PprofListen != "" {
 		_, stop, err := servePprof(cfg.PprofListen, log)
@@ -73,7 +87,20 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flockmq: %v\n", err)
 		return 2
 	}
+	if cl != nil {
+		if err := cl.Start(b); err != nil {
+			fmt.Fprintf(stderr, "flockmq: %v\n", err)
+			_ = b.Shutdown(time.Second)
+			return 1
+		}
+	}
 	if node != nil {
+		if err := node.WaitReady(15 * time.Second); err != nil {
+			// Serve anyway: without a leader, sessions that need the registry
+			// are refused with Server Unavailable until one is elected.
+			log.Warn("serving before raft has a leader", "err", err)
+		}
+		log.Info("raft ready", "node", node.ID(), "data", cfg.DataDir)
 		node.Run(b)
 	}
 	// Catch the signals before serving: a SIGTERM that arrives once clients
@@ -93,6 +120,11 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 
 	s := <-sig
 	log.Info("shutting down", "signal", s.String())
+	if cl != nil {
+		// Leave first: leadership moves on and the other nodes drop this
+		// node's routes before its clients go.
+		cl.Leave(3 * time.Second)
+	}
 	// Stop accepting is implied by closing every client first: v5 clients get
 	// DISCONNECT 0x8B, then the engine stops.
 	if err := b.Shutdown(5 * time.Second); err != nil {
