@@ -26,7 +26,10 @@ type Broker struct {
 	authz Authorizer
 	eauth EnhancedAuthenticator
 
-	remote Remote // nil on a node outside a cluster
+	remote  Remote // nil on a node outside a cluster
+	msgBase uint64 // random base of message IDs (takeover.go)
+	msgSeq  atomic.Uint64
+	early   map[string]*SessionState // handovers before their claim's result; mu held
 
 	trie     *routing.Trie
 	nextID   atomic.Uint64
@@ -84,7 +87,10 @@ type Stats struct {
 	ForwardedOut       atomic.Uint64 // copies of messages sent to other nodes
 	ForwardedIn        atomic.Uint64 // messages received from other nodes
 	ForwardedUnserved  atomic.Uint64 // shared group copies that found no local member on arrival
-	SessionsMoved      atomic.Uint64 // sessions ended here because their client connected to another node
+	SessionsMoved      atomic.Uint64 // sessions handed to (or ended for) another node their client connected to
+	SessionsArrived    atomic.Uint64 // sessions whose state came from another node
+	TakeoverStateLost  atomic.Uint64 // sessions resumed without their state: the old node was silent or dead
+	MovedMessagesLost  atomic.Uint64 // messages sent on by a session's old node that found no session here
 }
 
 // Option configures a Broker.
@@ -121,6 +127,7 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 		started:  time.Now(),
 		sysStop:  make(chan struct{}),
 		sysDone:  make(chan struct{}),
+		msgBase:  newMsgBase(),
 	}
 	for _, o := range opts {
 		o(b)

@@ -61,6 +61,10 @@ type Config struct {
 	// back without progress (no acknowledgement, nothing sent from its queue)
 	// before it is disconnected with 0x97 (0 = never).
 	SlowConsumerTimeout time.Duration
+	// TakeoverTimeout bounds the wait of a reconnecting persistent session
+	// for its state from the node it was on (takeover.go); past it, the
+	// session resumes with its subscriptions only.
+	TakeoverTimeout time.Duration
 }
 
 // DefaultConfig returns the defaults: generous limits that a single node serves
@@ -87,6 +91,7 @@ func DefaultConfig() Config {
 		MailboxSize:       1 << 20,
 
 		SlowConsumerTimeout: 10 * time.Second,
+		TakeoverTimeout:     5 * time.Second,
 	}
 }
 
@@ -115,6 +120,8 @@ func (c *Config) Validate() error {
 		return errors.New("broker: sys interval must not be negative")
 	case c.SlowConsumerTimeout < 0:
 		return errors.New("broker: slow consumer timeout must not be negative")
+	case c.TakeoverTimeout <= 0:
+		return errors.New("broker: takeover timeout must be positive")
 	case c.MailboxSize < 1:
 		return errors.New("broker: mailbox size must be at least 1")
 	}

@@ -179,7 +179,9 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 	present := false
 	resume := old != nil && !ack.cleanStart && !old.ended
 	if res.Known {
-		resume = resume && res.Present // the replicated registry has the last word
+		// The replicated registry has the last word: a copy here of a
+		// session that has since lived on another node is stale.
+		resume = resume && res.Present && res.PrevNode == ""
 	}
 	var restore []PersistedSub
 	if resume {
@@ -201,6 +203,10 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 		b.onOwner(old, func(ol *Loop) { ol.discard(old) })
 	}
 	if s.loop.Load() == c.l {
+		if s != old && b.awaitsHandover(res, present) {
+			c.l.awaitHandover(s, c, present, ack, res.Epoch)
+			return
+		}
 		s.epoch = res.Epoch // session fields only on the owner loop
 		c.l.attach(s, c, present, ack)
 		return

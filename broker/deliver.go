@@ -22,6 +22,15 @@ func (l *Loop) deliver(d delivery) {
 		}
 		return
 	}
+	if f := s.f; f != nil && f.tk != nil {
+		if f.tk.movedTo != "" {
+			l.forwardMoved(s, &d) // the session lives on another node now
+			return
+		}
+		if l.seenBefore(s, &d) {
+			return // it came both directly and from the session's old node
+		}
+	}
 	if d.msg.expired(l.now) {
 		b.stats.DroppedExpired.Add(1)
 		return

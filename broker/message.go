@@ -21,6 +21,11 @@ type Message struct {
 	ExpiresAt int64
 	// Publisher is the client id of the sender ("" for the broker itself).
 	Publisher string
+	// ID identifies the message cluster-wide: made at ingress from the
+	// node's random base and a counter, and carried to the other nodes, so
+	// that a session moving between nodes receives each message once (see
+	// takeover.go). 0 for the broker's own messages.
+	ID uint64
 }
 
 // newMessage copies p into a Message. now is unix nanoseconds.
@@ -56,4 +61,37 @@ func (m *Message) remainingExpiry(now int64) uint32 {
 type SharedTarget struct {
 	Group  string
 	Filter string
+}
+
+// SessionState is the message state of a session that moves to another node
+// (takeover.go): its unacknowledged and queued messages and the inbound QoS 2
+// packet ids awaiting PUBREL.
+type SessionState struct {
+	ClientID string
+	Epoch    uint64 // the claim that moved it
+	// Messages holds the inflight messages in send order, then the queued
+	// ones.
+	Messages []MovedMessage
+	InQoS2   []uint16
+}
+
+// MaxMovedSubIDs bounds the subscription identifiers a moved message keeps.
+const MaxMovedSubIDs = 1024
+
+// MovedMessage is one message of a moving session.
+type MovedMessage struct {
+	Msg    *Message // nil for a Released one
+	QoS    byte
+	Retain bool
+	SubIDs []uint32
+	// Group and Filter name the shared group (Filter is its topic filter)
+	// the message came through; empty for a plain subscription.
+	Group  string
+	Filter string
+	// PacketID is the packet id of an inflight message (resent with DUP
+	// and the same id [MQTT-4.4.0-1]); 0 for a queued one.
+	PacketID uint16
+	// Released marks an outgoing QoS 2 message past PUBREC: only PUBREL
+	// remains to be sent.
+	Released bool
 }

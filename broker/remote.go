@@ -29,6 +29,14 @@ type Remote interface {
 	// Congested reports whether the way to node is still backed up. Safe for
 	// concurrent use.
 	Congested(node uint32) bool
+	// Alive reports whether gossip sees node alive: a session whose
+	// previous owner is alive waits for its state (takeover.go).
+	Alive(node string) bool
+	// SendSession sends node the state of a session that moved there
+	// (handover) or messages that reached its stub here (!handover), on
+	// the ordered link behind every message forwarded before. It must not
+	// block.
+	SendSession(node string, st *SessionState, handover bool)
 	// LocalRoute is called when a filter gains its first local subscription
 	// (added) or loses one (!added), under the trie's write lock
 	// (routing.Options.OnLocal); it must not call into the broker.
@@ -209,4 +217,3 @@ func (b *Broker) WakeHeld() {
 		})
 	}
 }
-

@@ -48,6 +48,7 @@ type sessionFlow struct {
 	queue    []delivery          // waiting for the window or a connection
 	inQoS2   map[uint16]struct{} // inbound QoS 2 ids awaiting PUBREL
 	timers   sessionTimers
+	tk       *takeover // a move between nodes in progress (takeover.go)
 
 	// progressAt is when the connection last acknowledged a message, and
 	// holdSince when the queue last reached the flow-control mark (unix

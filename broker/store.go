@@ -54,6 +54,10 @@ type ClaimResult struct {
 	Known     bool
 	Present   bool
 	Persisted []PersistedSub
+	// PrevNode names the other node that owned the session before this
+	// claim, when the session lives on: its state moves here from there
+	// (takeover.go). "" when it was this node's or new.
+	PrevNode string
 }
 
 // PersistedSub is a subscription as stored.

@@ -57,7 +57,7 @@ type Cluster struct {
 	waits map[string]*broker.DrainWait // per sending node; mu held
 
 	inRaft    atomic.Bool
-	congested atomic.Bool // some link was congested at the last check
+	congested atomic.Bool       // some link was congested at the last check
 	downDone  map[string]uint64 // node -> boot already marked down; maintenance goroutine only
 	bootSeen  []string          // bootstrap candidates at the last check; maintenance goroutine only
 
@@ -284,6 +284,54 @@ func (c *Cluster) Forward(node uint32, m *broker.Message, groups []broker.Shared
 	return false
 }
 
+// Alive implements broker.Remote: gossip sees node alive (or suspect).
+func (c *Cluster) Alive(node string) bool {
+	if c.gossip == nil {
+		return false
+	}
+	for _, m := range c.gossip.Members() {
+		if m.Name == node {
+			return m.State == MemberAlive || m.State == MemberSuspect
+		}
+	}
+	return false
+}
+
+// SendSession implements broker.Remote: a session's state (or messages that
+// reached its stub) to the node it moved to, on the ordered link behind the
+// messages forwarded before.
+func (c *Cluster) SendSession(node string, st *broker.SessionState, handover bool) {
+	links := *c.links.Load()
+	i := c.number(node)
+	if int(i) >= len(links) || links[i] == nil {
+		c.log.Warn("session state not sent: no link to its new node", "client", st.ClientID, "node", node)
+		return
+	}
+	// A large state goes in chunks: the first as the handover (inflight
+	// messages come first, and a window is at most 65535), the rest as
+	// moved messages behind it.
+	kind := frameMoved
+	if handover {
+		kind = frameHandover
+	}
+	msgs := st.Messages
+	part := *st
+	for first := true; first || len(msgs) > 0; first = false {
+		n := min(len(msgs), maxStateChunk)
+		part.Messages = msgs[:n]
+		msgs = msgs[n:]
+		frame := appendSessionState(nil, kind, &part, time.Now().UnixNano())
+		if err := links[i].SendAlways(frame); err != nil {
+			c.log.Warn("session state not sent", "client", st.ClientID, "node", node, "err", err)
+			return
+		}
+		kind, part.InQoS2 = frameMoved, nil
+	}
+}
+
+// maxStateChunk is the number of messages per session state frame.
+const maxStateChunk = 1 << 16
+
 // Congested implements broker.Remote.
 func (c *Cluster) Congested(node uint32) bool {
 	links := *c.links.Load()
@@ -321,6 +369,13 @@ func (c *Cluster) deliver(from string, frame []byte) {
 		c.mu.Unlock()
 		c.b.DeliverForwarded(m, groups, w)
 		w.Wait(c.b, c.stop) // a congested subscriber holds the sender's publishers back
+	case frameHandover, frameMoved:
+		kind, st, err := decodeSessionState(frame, time.Now().UnixNano())
+		if err != nil {
+			c.badFrame(from, err)
+			return
+		}
+		c.b.AcceptSession(st, kind == frameHandover)
 	default:
 		c.badFrame(from, fmt.Errorf("unknown frame kind %d", frame[0]))
 	}

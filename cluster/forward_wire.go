@@ -12,27 +12,36 @@ import (
 )
 
 // Frame bodies of the peer link (peerlink_wire.go frames, numbers and acks
-// them as opaque bytes). The first byte of a body is its kind.
+// them as opaque bytes). The first byte of a body is its kind: frameForward
+// here, frameHandover and frameMoved in handover_wire.go.
 //
 // A forwarded publish (integers big-endian, of fixed width):
 //
-//	0x01 version:u8 flags:u8 lifetime:u64
-//	     topicLen:u16 topic pubLen:u16 publisher
+//	0x01 version:u8
 //	     groupCount:u16 {groupLen:u16 group filterLen:u16 filter}*groupCount
-//	     payloadLen:u32 payload
-//	     props
+//	     message
 //
-// version is forwardWireVersion; flags holds the QoS in bits 0-1 and Retain in
-// bit 2, the other bits zero. lifetime is the time the message has left in
-// milliseconds, 0 for no expiry: the receiver rebuilds ExpiresAt from its own
-// clock, so the clocks of the two nodes need not agree. The topic is 1 to
-// 65535 bytes without wildcards; the publisher (a client id, maybe empty) at
-// most 65535 bytes. The groups are the shared subscription groups the
-// receiver is to serve, at most maxForwardGroups, each a non-empty share name
-// and a valid topic filter. props is the message's v5 property block as
-// codec.AppendMessageProperties writes it (a varint length and the
-// properties); it ends the frame, so a decoder knows the size of everything
-// it copies before it copies.
+// version is forwardWireVersion. The groups are the shared subscription
+// groups the receiver is to serve, at most maxForwardGroups, each a
+// non-empty share name and a valid topic filter. The message ends the frame.
+//
+// A message (the part of a broker.Message that travels; handover frames
+// carry it too):
+//
+//	flags:u8 lifetime:u64 id:u64
+//	topicLen:u16 topic pubLen:u16 publisher
+//	payloadLen:u32 payload
+//	props
+//
+// flags holds the QoS in bits 0-1 and Retain in bit 2, the other bits zero.
+// lifetime is the time the message has left in milliseconds, 0 for no
+// expiry: the receiver rebuilds ExpiresAt from its own clock, so the clocks
+// of the two nodes need not agree. id is the message's cluster-wide ID (0
+// for none). The topic is 1 to 65535 bytes without wildcards; the publisher
+// (a client id, maybe empty) at most 65535 bytes. props is the message's v5
+// property block as codec.AppendMessageProperties writes it (a varint length
+// and the properties); a decoder reads its length first, so it knows the
+// size of everything it copies before it copies.
 //
 // decodeForward never panics on peer input; every error it returns wraps
 // ErrForwardWire.
@@ -43,13 +52,16 @@ const (
 const (
 	forwardWireVersion = 1
 
-	forwardFlagQoS    = 0x03
-	forwardFlagRetain = 0x04
+	wireMsgQoS    = 0x03
+	wireMsgRetain = 0x04
 
+	// wireMessageFixedLen is the length of an encoded message without its
+	// variable parts: flags, lifetime, id, the three lengths and the
+	// smallest property block.
+	wireMessageFixedLen = 1 + 8 + 8 + 2 + 2 + 4 + 1
 	// forwardFixedLen is the length of a forward frame without its
-	// variable parts: kind, version, flags, lifetime, the four lengths and
-	// the smallest property block.
-	forwardFixedLen = 1 + 1 + 1 + 8 + 2 + 2 + 2 + 4 + 1
+	// variable parts: kind, version, group count and the message.
+	forwardFixedLen = 1 + 1 + 2 + wireMessageFixedLen
 	forwardGroupMin = 2 + 1 + 2 + 1 // the smallest encoded group
 
 	maxForwardGroups = 4096
@@ -61,21 +73,28 @@ const (
 // ErrForwardWire is wrapped by every error decoding a forwarded publish.
 var ErrForwardWire = errors.New("cluster: malformed forwarded publish")
 
-// forwardWireError is a decoding error: "cluster: forward: truncated". err,
+// wireError is a decoding error: "cluster: forward: truncated". sentinel is
+// the error it wraps for errors.Is (ErrForwardWire or ErrHandoverWire); err,
 // when set, is the codec error behind it (a bad property block).
-type forwardWireError struct {
-	msg string
-	err error
+type wireError struct {
+	sentinel error
+	msg      string
+	err      error
 }
 
-func (e *forwardWireError) Error() string {
-	if e.err != nil {
-		return "cluster: forward: " + e.msg + ": " + e.err.Error()
+func (e *wireError) Error() string {
+	s := "cluster: forward: "
+	if e.sentinel == ErrHandoverWire {
+		s = "cluster: handover: "
 	}
-	return "cluster: forward: " + e.msg
+	s += e.msg
+	if e.err != nil {
+		s += ": " + e.err.Error()
+	}
+	return s
 }
-func (e *forwardWireError) Is(target error) bool { return target == ErrForwardWire }
-func (e *forwardWireError) Unwrap() error        { return e.err }
+func (e *wireError) Is(target error) bool { return target == e.sentinel }
+func (e *wireError) Unwrap() error        { return e.err }
 
 // appendForward appends the frame of m, forwarded to a node that is to serve
 // groups (shared subscription groups it picks one local member of), at now
@@ -83,22 +102,10 @@ func (e *forwardWireError) Unwrap() error        { return e.err }
 // 65535 bytes, QoS 0 to 2, publisher and group names within bounds); anything
 // else is a bug and panics. Safe for concurrent use.
 func appendForward(dst []byte, m *broker.Message, groups []broker.SharedTarget, now int64) []byte {
-	if len(m.Topic) == 0 || len(m.Topic) > codec.MaxStringLength {
-		panic("BUG: cluster: forwarded message with a topic of invalid length")
-	}
-	if len(m.Publisher) > codec.MaxStringLength {
-		panic("BUG: cluster: forwarded message with a publisher id too long")
-	}
-	if m.QoS > 2 {
-		panic("BUG: cluster: forwarded message with QoS 3")
-	}
-	if uint64(len(m.Payload)) > math.MaxUint32 {
-		panic("BUG: cluster: forwarded payload over 4 GiB")
-	}
 	if len(groups) > maxForwardGroups {
 		panic("BUG: cluster: forwarded message with too many groups")
 	}
-	size := forwardFixedLen + len(m.Topic) + len(m.Publisher) + len(m.Payload) + forwardPropsBound(&m.Props)
+	size := 1 + 1 + 2 + wireMessageBound(m)
 	for i := range groups {
 		g, f := groups[i].Group, groups[i].Filter
 		if len(g) == 0 || len(g) > codec.MaxStringLength || len(f) == 0 || len(f) > codec.MaxStringLength {
@@ -108,16 +115,7 @@ func appendForward(dst []byte, m *broker.Message, groups []broker.SharedTarget, 
 	}
 	dst = slices.Grow(dst, size)
 
-	flags := m.QoS
-	if m.Retain {
-		flags |= forwardFlagRetain
-	}
-	dst = append(dst, frameForward, forwardWireVersion, flags)
-	dst = binary.BigEndian.AppendUint64(dst, forwardLifetime(m.ExpiresAt, now))
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Topic)))
-	dst = append(dst, m.Topic...)
-	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Publisher)))
-	dst = append(dst, m.Publisher...)
+	dst = append(dst, frameForward, forwardWireVersion)
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(groups)))
 	for i := range groups {
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(groups[i].Group)))
@@ -125,6 +123,42 @@ func appendForward(dst []byte, m *broker.Message, groups []broker.SharedTarget, 
 		dst = binary.BigEndian.AppendUint16(dst, uint16(len(groups[i].Filter)))
 		dst = append(dst, groups[i].Filter...)
 	}
+	return appendWireMessage(dst, m, now)
+}
+
+// wireMessageBound checks that m can be encoded (topic 1 to 65535 bytes, QoS
+// 0 to 2, publisher at most 65535 bytes, payload under 4 GiB; anything else
+// is a bug and panics) and returns an upper bound of its encoded length.
+func wireMessageBound(m *broker.Message) int {
+	if len(m.Topic) == 0 || len(m.Topic) > codec.MaxStringLength {
+		panic("BUG: cluster: message with a topic of invalid length")
+	}
+	if len(m.Publisher) > codec.MaxStringLength {
+		panic("BUG: cluster: message with a publisher id too long")
+	}
+	if m.QoS > 2 {
+		panic("BUG: cluster: message with QoS 3")
+	}
+	if uint64(len(m.Payload)) > math.MaxUint32 {
+		panic("BUG: cluster: message payload over 4 GiB")
+	}
+	return wireMessageFixedLen - 1 + len(m.Topic) + len(m.Publisher) + len(m.Payload) + wirePropsBound(&m.Props)
+}
+
+// appendWireMessage appends the message part of a frame: m, whose lifetime
+// is taken at now (unix nanoseconds). m must have passed wireMessageBound.
+func appendWireMessage(dst []byte, m *broker.Message, now int64) []byte {
+	flags := m.QoS
+	if m.Retain {
+		flags |= wireMsgRetain
+	}
+	dst = append(dst, flags)
+	dst = binary.BigEndian.AppendUint64(dst, forwardLifetime(m.ExpiresAt, now))
+	dst = binary.BigEndian.AppendUint64(dst, m.ID)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Topic)))
+	dst = append(dst, m.Topic...)
+	dst = binary.BigEndian.AppendUint16(dst, uint16(len(m.Publisher)))
+	dst = append(dst, m.Publisher...)
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Payload)))
 	dst = append(dst, m.Payload...)
 	return codec.AppendMessageProperties(dst, &m.Props)
@@ -146,10 +180,10 @@ func forwardLifetime(expiresAt, now int64) uint64 {
 	return min(ms, maxForwardLifetime)
 }
 
-// forwardPropsBound is an upper bound of the length of the property block
-// of a message (PUBLISH properties only), to grow the buffer once; a message
-// with other properties is still encoded right, with one more growth.
-func forwardPropsBound(p *codec.Properties) int {
+// wirePropsBound is an upper bound of the length of the property block of a
+// message (PUBLISH properties only), to grow the buffer once; a message with
+// other properties is still encoded right, with one more growth.
+func wirePropsBound(p *codec.Properties) int {
 	n := 4 + // property length
 		2 + 5 + 3 + // payload format, message expiry, topic alias
 		3 + len(p.ContentType) + 3 + len(p.ResponseTopic) + 3 + len(p.CorrelationData) +
@@ -168,89 +202,42 @@ func forwardPropsBound(p *codec.Properties) int {
 // wrapping ErrForwardWire, never panics, on any malformed input. Safe for
 // concurrent use.
 func decodeForward(frame []byte, now int64) (*broker.Message, []broker.SharedTarget, error) {
-	r := forwardWireReader{b: frame}
+	r := wireReader{b: frame, sentinel: ErrForwardWire}
 	if k := r.u8(); r.err == nil && k != frameForward {
 		r.fail("not a forward frame")
 	}
 	if v := r.u8(); r.err == nil && v != forwardWireVersion {
 		r.fail("unknown version")
 	}
-	flags := r.u8()
-	if r.err == nil && flags&^(forwardFlagQoS|forwardFlagRetain) != 0 {
-		r.fail("unknown flags")
-	}
-	qos := flags & forwardFlagQoS
-	if r.err == nil && qos > 2 {
-		r.fail("QoS 3") // [MQTT-3.3.1-4]
-	}
-	life := r.u64()
-	if r.err == nil && life > maxForwardLifetime {
-		r.fail("lifetime too long")
-	}
-	topic := r.bytes16()
-	if r.err == nil && codec.ValidateTopicName(topic) != nil {
-		r.fail("invalid topic") // [MQTT-4.7.3-1] [MQTT-3.3.2-2]
-	}
-	publisher := r.bytes16()
 	groups := r.groups()
-	payload := r.bytes32()
-	if r.err == nil && r.off == len(r.b) {
-		r.fail("truncated") // the property block takes at least its length byte
+	m := r.message(now)
+	if r.err == nil && r.off != len(r.b) {
+		r.fail("trailing bytes")
 	}
 	if r.err != nil {
 		return nil, nil, r.err
 	}
-
-	// Everything but the properties is checked: copy topic, payload and
-	// the property block into one block and decode the properties from
-	// there, so that their values are views of it.
-	props := r.b[r.off:]
-	block := make([]byte, len(topic)+len(payload)+len(props))
-	t := copy(block, topic)
-	p := t + copy(block[t:], payload)
-	copy(block[p:], props)
-	m := &broker.Message{
-		Topic:     block[:t:t],
-		Payload:   block[t:p:p],
-		QoS:       qos,
-		Retain:    flags&forwardFlagRetain != 0,
-		Publisher: string(publisher),
-	}
-	n, err := codec.DecodeMessageProperties(block[p:], &m.Props)
-	if err != nil {
-		return nil, nil, &forwardWireError{msg: "bad properties", err: err}
-	}
-	if n != len(props) {
-		return nil, nil, &forwardWireError{msg: "trailing bytes"}
-	}
-	if life != 0 {
-		add := int64(life) * int64(time.Millisecond) // at most about 4.3e18: no overflow
-		if now > math.MaxInt64-add {
-			m.ExpiresAt = math.MaxInt64
-		} else {
-			m.ExpiresAt = now + add
-		}
-	}
 	return m, groups, nil
 }
 
-// forwardWireReader reads a forward frame; the first error sticks and later
-// reads return zero values.
-type forwardWireReader struct {
-	b   []byte
-	off int
-	err error
+// wireReader reads a frame; the first error sticks and later reads return
+// zero values. Its errors wrap sentinel.
+type wireReader struct {
+	b        []byte
+	off      int
+	err      error
+	sentinel error
 }
 
-func (r *forwardWireReader) fail(msg string) {
+func (r *wireReader) fail(msg string) {
 	if r.err == nil {
-		r.err = &forwardWireError{msg: msg}
+		r.err = &wireError{sentinel: r.sentinel, msg: msg}
 	}
 }
 
 // take returns the next n bytes, a view of b, or nil and an error when fewer
 // are left.
-func (r *forwardWireReader) take(n int) []byte {
+func (r *wireReader) take(n int) []byte {
 	if r.err != nil {
 		return nil
 	}
@@ -263,28 +250,31 @@ func (r *forwardWireReader) take(n int) []byte {
 	return s
 }
 
-func (r *forwardWireReader) u8() byte {
+// left is the number of bytes not read yet.
+func (r *wireReader) left() int { return len(r.b) - r.off }
+
+func (r *wireReader) u8() byte {
 	if s := r.take(1); s != nil {
 		return s[0]
 	}
 	return 0
 }
 
-func (r *forwardWireReader) u16() int {
+func (r *wireReader) u16() int {
 	if s := r.take(2); s != nil {
 		return int(binary.BigEndian.Uint16(s))
 	}
 	return 0
 }
 
-func (r *forwardWireReader) u32() uint64 {
+func (r *wireReader) u32() uint64 {
 	if s := r.take(4); s != nil {
 		return uint64(binary.BigEndian.Uint32(s))
 	}
 	return 0
 }
 
-func (r *forwardWireReader) u64() uint64 {
+func (r *wireReader) u64() uint64 {
 	if s := r.take(8); s != nil {
 		return binary.BigEndian.Uint64(s)
 	}
@@ -292,27 +282,113 @@ func (r *forwardWireReader) u64() uint64 {
 }
 
 // bytes16 reads a string with a u16 length, as a view of b.
-func (r *forwardWireReader) bytes16() []byte {
+func (r *wireReader) bytes16() []byte {
 	return r.take(r.u16())
 }
 
 // bytes32 reads bytes with a u32 length, as a view of b; the length is
 // checked against the bytes left before anything else is done with it.
-func (r *forwardWireReader) bytes32() []byte {
+func (r *wireReader) bytes32() []byte {
 	n := r.u32()
 	if r.err != nil {
 		return nil
 	}
-	if n > uint64(len(r.b)-r.off) {
+	if n > uint64(r.left()) {
 		r.fail("truncated")
 		return nil
 	}
 	return r.take(int(n))
 }
 
+// propBlock returns the next property block (its varint length and the
+// properties), as a view of b, without decoding the properties.
+func (r *wireReader) propBlock() []byte {
+	if r.err != nil {
+		return nil
+	}
+	plen, mult := 0, 1
+	for i := 0; ; i++ {
+		if i == 4 {
+			r.fail("property length over four bytes") // section 1.5.5
+			return nil
+		}
+		if i >= r.left() {
+			r.fail("truncated")
+			return nil
+		}
+		c := r.b[r.off+i]
+		plen += int(c&0x7f) * mult
+		if c&0x80 == 0 {
+			return r.take(i + 1 + plen) // plen < 2^28: no overflow
+		}
+		mult <<= 7
+	}
+}
+
+// message reads a message (see the format above): its flags, lifetime and
+// topic are checked first, then topic, payload and the property block are
+// copied into one new block and the properties decoded from there, so that
+// their values are views of it. ExpiresAt is rebuilt relative to now.
+func (r *wireReader) message(now int64) *broker.Message {
+	flags := r.u8()
+	if r.err == nil && flags&^(wireMsgQoS|wireMsgRetain) != 0 {
+		r.fail("unknown message flags")
+	}
+	qos := flags & wireMsgQoS
+	if r.err == nil && qos > 2 {
+		r.fail("QoS 3") // [MQTT-3.3.1-4]
+	}
+	life := r.u64()
+	if r.err == nil && life > maxForwardLifetime {
+		r.fail("lifetime too long")
+	}
+	id := r.u64()
+	topic := r.bytes16()
+	if r.err == nil && codec.ValidateTopicName(topic) != nil {
+		r.fail("invalid topic") // [MQTT-4.7.3-1] [MQTT-3.3.2-2]
+	}
+	publisher := r.bytes16()
+	payload := r.bytes32()
+	props := r.propBlock()
+	if r.err != nil {
+		return nil
+	}
+
+	block := make([]byte, len(topic)+len(payload)+len(props))
+	t := copy(block, topic)
+	p := t + copy(block[t:], payload)
+	copy(block[p:], props)
+	m := &broker.Message{
+		Topic:     block[:t:t],
+		Payload:   block[t:p:p],
+		QoS:       qos,
+		Retain:    flags&wireMsgRetain != 0,
+		Publisher: string(publisher),
+		ID:        id,
+	}
+	n, err := codec.DecodeMessageProperties(block[p:], &m.Props)
+	if err != nil {
+		r.err = &wireError{sentinel: r.sentinel, msg: "bad properties", err: err}
+		return nil
+	}
+	if n != len(props) {
+		r.fail("bad property block length") // propBlock took exactly the block
+		return nil
+	}
+	if life != 0 {
+		add := int64(life) * int64(time.Millisecond) // at most about 4.3e18: no overflow
+		if now > math.MaxInt64-add {
+			m.ExpiresAt = math.MaxInt64
+		} else {
+			m.ExpiresAt = now + add
+		}
+	}
+	return m
+}
+
 // groups reads the group list. The names are checked first, then copied
 // into one string that the targets' names are slices of.
-func (r *forwardWireReader) groups() []broker.SharedTarget {
+func (r *wireReader) groups() []broker.SharedTarget {
 	n := r.u16()
 	if r.err != nil || n == 0 {
 		return nil
@@ -321,7 +397,7 @@ func (r *forwardWireReader) groups() []broker.SharedTarget {
 		r.fail("too many groups")
 		return nil
 	}
-	if n > (len(r.b)-r.off)/forwardGroupMin {
+	if n > r.left()/forwardGroupMin {
 		r.fail("truncated") // before allocating anything for n
 		return nil
 	}

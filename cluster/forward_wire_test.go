@@ -60,17 +60,18 @@ func forwardCases() []forwardCase {
 	}
 	return []forwardCase{
 		{name: "minimal", msg: &broker.Message{Topic: []byte("a")}},
-		{name: "empty payload retained", msg: &broker.Message{Topic: []byte("a/b"), Payload: []byte{}, QoS: 1, Retain: true, Publisher: "c1"}},
+		{name: "empty payload retained", msg: &broker.Message{Topic: []byte("a/b"), Payload: []byte{}, QoS: 1, Retain: true, Publisher: "c1", ID: 1}},
 		{name: "props", msg: &broker.Message{
 			Topic: []byte("sensors/1/temp"), Payload: []byte(`{"t":21.5}`), QoS: 2, Props: props,
-			ExpiresAt: forwardTestNow + 60*int64(time.Second) - 123_457, Publisher: "publisher-1",
+			ExpiresAt: forwardTestNow + 60*int64(time.Second) - 123_457, Publisher: "publisher-1", ID: 0x8000_0000_0000_0001,
 		}},
+		{name: "max id", msg: &broker.Message{Topic: []byte("id"), Payload: []byte("x"), QoS: 1, ID: ^uint64(0)}},
 		{name: "user props only", msg: &broker.Message{Topic: []byte("x"), Payload: []byte("p"), QoS: 1, Props: userOnly}},
 		{name: "empty content type", msg: &broker.Message{Topic: []byte("x"), Payload: []byte("p"), Props: emptyCT}},
-		{name: "groups", msg: &broker.Message{Topic: []byte("jobs/7"), Payload: []byte("work"), QoS: 1, Publisher: ""},
+		{name: "groups", msg: &broker.Message{Topic: []byte("jobs/7"), Payload: []byte("work"), QoS: 1, Publisher: "", ID: 42},
 			groups: []broker.SharedTarget{{Group: "workers", Filter: "jobs/+"}, {Group: "audit", Filter: "#"}, {Group: "q", Filter: "jobs/7"}}},
 		{name: "groups and props", msg: &broker.Message{Topic: []byte("a/b/c"), Payload: []byte{1, 2, 3}, QoS: 2, Retain: true, Props: props,
-			ExpiresAt: forwardTestNow + int64(time.Millisecond), Publisher: "p"},
+			ExpiresAt: forwardTestNow + int64(time.Millisecond), Publisher: "p", ID: 0x0123_4567_89ab_cdef},
 			groups: []broker.SharedTarget{{Group: "g", Filter: "a/+/c"}}},
 		{name: "expired", msg: &broker.Message{Topic: []byte("old"), Payload: []byte("stale"), ExpiresAt: forwardTestNow - 5*int64(time.Second)}},
 		{name: "expires now", msg: &broker.Message{Topic: []byte("old"), ExpiresAt: forwardTestNow}},
@@ -124,6 +125,9 @@ func checkForwardMessage(t *testing.T, got, want *broker.Message) {
 	if got.Publisher != want.Publisher {
 		t.Fatalf("publisher %.40q, want %.40q", got.Publisher, want.Publisher)
 	}
+	if got.ID != want.ID {
+		t.Fatalf("ID %#x, want %#x", got.ID, want.ID)
+	}
 	if g, w := forwardPropsBytes(&got.Props), forwardPropsBytes(&want.Props); !bytes.Equal(g, w) {
 		t.Fatalf("props encode to %x, want %x", g, w)
 	}
@@ -169,14 +173,16 @@ func TestForwardGolden(t *testing.T) {
 	var p codec.Properties
 	p.User = append(p.User, codec.UserProperty{Key: []byte("k"), Value: []byte("v")})
 	m := &broker.Message{Topic: []byte("a/b"), Payload: []byte("hi"), QoS: 1, Retain: true, Props: p,
-		ExpiresAt: forwardTestNow + 1500*int64(time.Millisecond) + 1, Publisher: "c"}
+		ExpiresAt: forwardTestNow + 1500*int64(time.Millisecond) + 1, Publisher: "c", ID: 0x0123_4567_89ab_cdef}
 	got := appendForward(nil, m, []broker.SharedTarget{{Group: "g", Filter: "a/+"}}, forwardTestNow)
 	want := []byte{
-		0x01, 0x01, 0x05, // kind, version, flags (QoS 1, retain)
+		0x01, 0x01, // kind, version
+		0, 1, 0, 1, 'g', 0, 3, 'a', '/', '+', // one group
+		0x05,                         // flags (QoS 1, retain)
 		0, 0, 0, 0, 0, 0, 0x05, 0xdd, // lifetime 1501 ms (1500 ms and 1 ns, rounded up)
+		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, // id
 		0, 3, 'a', '/', 'b', // topic
 		0, 1, 'c', // publisher
-		0, 1, 0, 1, 'g', 0, 3, 'a', '/', '+', // one group
 		0, 0, 0, 2, 'h', 'i', // payload
 		7, 0x26, 0, 1, 'k', 0, 1, 'v', // property block
 	}
@@ -226,29 +232,25 @@ func TestForwardTruncated(t *testing.T) {
 // rawForward builds a forward frame field by field, with no checks, for
 // frames appendForward refuses to write.
 type rawForward struct {
-	kind, version, flags byte
-	life                 uint64
-	topic, publisher     string
-	groupCount           int // len(groups) when -1
-	groups               []broker.SharedTarget
-	payloadLen           int // len(payload) when -1
-	payload              string
-	props                []byte
+	kind, version    byte
+	groupCount       int // len(groups) when -1
+	groups           []broker.SharedTarget
+	flags            byte
+	life, id         uint64
+	topic, publisher string
+	payloadLen       int // len(payload) when -1
+	payload          string
+	props            []byte
 }
 
 func validRawForward() rawForward {
-	return rawForward{kind: frameForward, version: forwardWireVersion, flags: 1, life: 1000, topic: "a/b",
+	return rawForward{kind: frameForward, version: forwardWireVersion, flags: 1, life: 1000, id: 7, topic: "a/b",
 		publisher: "c", groupCount: -1, groups: []broker.SharedTarget{{Group: "g", Filter: "a/#"}},
 		payloadLen: -1, payload: "hi", props: []byte{0}}
 }
 
 func (f rawForward) bytes() []byte {
-	b := []byte{f.kind, f.version, f.flags}
-	b = binary.BigEndian.AppendUint64(b, f.life)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(f.topic)))
-	b = append(b, f.topic...)
-	b = binary.BigEndian.AppendUint16(b, uint16(len(f.publisher)))
-	b = append(b, f.publisher...)
+	b := []byte{f.kind, f.version}
 	n := f.groupCount
 	if n < 0 {
 		n = len(f.groups)
@@ -260,6 +262,13 @@ func (f rawForward) bytes() []byte {
 		b = binary.BigEndian.AppendUint16(b, uint16(len(g.Filter)))
 		b = append(b, g.Filter...)
 	}
+	b = append(b, f.flags)
+	b = binary.BigEndian.AppendUint64(b, f.life)
+	b = binary.BigEndian.AppendUint64(b, f.id)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(f.topic)))
+	b = append(b, f.topic...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(f.publisher)))
+	b = append(b, f.publisher...)
 	n = f.payloadLen
 	if n < 0 {
 		n = len(f.payload)
@@ -309,6 +318,8 @@ func TestForwardRejects(t *testing.T) {
 		{"bad response topic", func(f *rawForward) { f.props = []byte{4, 0x08, 0, 1, '#'} }},
 		{"trailing byte", func(f *rawForward) { f.props = []byte{0, 0} }},
 		{"bad varint", func(f *rawForward) { f.props = []byte{0x80, 0x80, 0x80, 0x80, 0x01} }},
+		{"varint cut short", func(f *rawForward) { f.props = []byte{0x80} }},
+		{"trailing bytes after properties", func(f *rawForward) { f.props = []byte{2, 0x01, 1, 0} }},
 	} {
 		f := validRawForward()
 		tc.edit(&f)
@@ -418,7 +429,7 @@ func TestForwardExpiryClamped(t *testing.T) {
 }
 
 func TestForwardAllocs(t *testing.T) {
-	tc := forwardCases()[6] // groups and props
+	tc := forwardCases()[7] // groups and props
 	buf := make([]byte, 0, 4096)
 	allocs := testing.AllocsPerRun(200, func() {
 		buf = appendForward(buf[:0], tc.msg, tc.groups, forwardTestNow)

@@ -249,7 +249,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	g.meta.Store(&meta)
 
 	mc := memberlist.DefaultLANConfig()
-	announceEvery := 50 * time.Millisecond
+	announceEvery, beaconEvery := 50*time.Millisecond, time.Second
 	g.pullBackoff = time.Second
 	if cfg.Fast {
 		mc.TCPTimeout = time.Second
@@ -261,7 +261,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		mc.ProbeInterval = 200 * time.Millisecond
 		mc.GossipInterval = 20 * time.Millisecond
 		mc.GossipToTheDeadTime = 2 * time.Second
-		announceEvery = 10 * time.Millisecond
+		announceEvery, beaconEvery = 10*time.Millisecond, 200*time.Millisecond
 		g.pullBackoff = 100 * time.Millisecond
 	}
 	mc.Name = cfg.NodeID
@@ -288,7 +288,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	g.ml = ml
 	g.wg.Add(2)
-	go g.announceLoop(announceEvery)
+	go g.announceLoop(announceEvery, beaconEvery)
 	go g.sendLoop()
 	return g, nil
 }
@@ -460,19 +460,40 @@ func (g *Gossip) Close() error {
 	return errors.Join(g.Leave(2*time.Second), g.Shutdown())
 }
 
-// announceLoop calls Announce every interval until Shutdown.
-func (g *Gossip) announceLoop(every time.Duration) {
+// announceLoop calls Announce every interval, and queues a version beacon
+// every beaconEvery, until Shutdown.
+func (g *Gossip) announceLoop(every, beaconEvery time.Duration) {
 	defer g.wg.Done()
 	t := time.NewTicker(every)
 	defer t.Stop()
+	last := time.Now()
 	for {
 		select {
 		case <-g.stop:
 			return
 		case <-t.C:
 			g.Announce()
+			if time.Since(last) >= beaconEvery {
+				last = time.Now()
+				g.beacon()
+			}
 		}
 	}
+}
+
+// beacon gossips this node's announced (boot, version) as a delta batch with
+// no deltas. A receiver behind it sees a gap and pulls, so the loss of the
+// last delta batch of a burst (gossip is lossy) is repaired within a beacon
+// interval instead of at the next change or push/pull. A newer beacon
+// replaces a queued older one.
+func (g *Gossip) beacon() {
+	if g.leaving.Load() {
+		return
+	}
+	g.annMu.Lock()
+	v := g.announced
+	g.annMu.Unlock()
+	g.q.QueueBroadcast(beaconBroadcast(routing.AppendRouteDeltas(nil, g.id, g.boot, v, nil)))
 }
 
 // sendLoop drains sendq into SendReliable until Shutdown.
@@ -784,6 +805,16 @@ func (g *Gossip) graceExpired(node string, gen uint64) {
 // routeBroadcast is a delta batch on the broadcast queue; batches never
 // replace each other.
 type routeBroadcast []byte
+
+// beaconBroadcast is a version beacon; it replaces a queued older one.
+type beaconBroadcast []byte
+
+func (b beaconBroadcast) Invalidates(o memberlist.Broadcast) bool {
+	_, ok := o.(beaconBroadcast)
+	return ok
+}
+func (b beaconBroadcast) Message() []byte { return b }
+func (b beaconBroadcast) Finished()       {}
 
 func (b routeBroadcast) Invalidates(memberlist.Broadcast) bool { return false }
 func (b routeBroadcast) Message() []byte                       { return b }

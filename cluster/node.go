@@ -195,8 +195,13 @@ func (n *Node) Run(b *broker.Broker) {
 	n.fsm.SetClaimHook(func(e fsm.ClaimEvent) {
 		if e.Node != n.id {
 			// The client connected to another node: its session there
-			// replaces the one here.
-			b.FenceMoved(e.ClientID, e.Epoch)
+			// replaces the one here, with this node's state when this node
+			// was its owner.
+			if e.PrevNode == n.id {
+				b.HandOver(e.ClientID, e.Epoch, e.Node)
+			} else {
+				b.FenceMoved(e.ClientID, e.Epoch)
+			}
 			return
 		}
 		b.Fence(e.ClientID, e.Epoch)
@@ -276,6 +281,17 @@ func (n *Node) fenceEarlierBoots() {
 			return
 		}
 	}
+}
+
+// AllowNetsplitCleanSessions makes the node accept clean sessions (expiry 0)
+// with a local claim while raft has no leader (netsplit-clean-sessions; see
+// Store.Claim). Call before serving.
+func (n *Node) AllowNetsplitCleanSessions() {
+	f := func() bool {
+		_, id := n.raft.LeaderWithID()
+		return id == ""
+	}
+	n.store.leaderless.Store(&f)
 }
 
 // markNodeDown proposes that node's sessions of boot boot are disconnected

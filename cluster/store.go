@@ -24,6 +24,9 @@ type Store struct {
 	// solo is set while this node is the only server of the raft
 	// configuration (and its leader): see Claim. Node keeps it.
 	solo atomic.Bool
+	// leaderless, when set (netsplit-clean-sessions), reports that raft has
+	// no leader: clean sessions are then claimed locally (see Claim).
+	leaderless atomic.Pointer[func() bool]
 }
 
 var _ broker.Store = (*Store)(nil)
@@ -53,7 +56,19 @@ func codeError(op string, c fsm.Code) error { return fmt.Errorf("cluster: %s ref
 // connection) and Known false (the broker's memory decides whether a
 // session is present). Once another node joins, every claim goes through
 // the log again.
+//
+// With netsplit-clean-sessions on (Node.AllowNetsplitCleanSessions), a clean
+// session (expiry 0) is also claimed locally, with epoch 0, while raft has
+// no leader (this node is on the minority side of a partition, or quorum is
+// lost): it is served on this node, and a claim of its client id through the
+// log after the heal fences it. Persistent sessions always need the log.
 func (s *Store) Claim(req broker.ClaimRequest, done func(broker.ClaimResult, error)) {
+	if req.Expiry == 0 {
+		if f := s.leaderless.Load(); f != nil && (*f)() {
+			done(broker.ClaimResult{}, nil)
+			return
+		}
+	}
 	if req.Expiry == 0 && req.Will == nil && s.solo.Load() {
 		if _, ok := s.fsm.Session(req.ClientID); !ok {
 			done(broker.ClaimResult{}, nil)
@@ -72,6 +87,9 @@ func (s *Store) Claim(req broker.ClaimRequest, done func(broker.ClaimResult, err
 			return
 		}
 		res := broker.ClaimResult{Epoch: r.Epoch, Known: true, Present: r.SessionPresent}
+		if r.SessionPresent && r.PrevOwner != s.node {
+			res.PrevNode = r.PrevOwner // its state moves from there (broker/takeover.go)
+		}
 		for _, sub := range r.Subscriptions {
 			res.Persisted = append(res.Persisted, broker.PersistedSub{Filter: sub.Filter, QoS: sub.QoS,
 				NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished,

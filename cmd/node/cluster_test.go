@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/flockmq/flockmq/cmd/node/nodetest"
+	"github.com/flockmq/flockmq/codec"
 )
 
 // Cluster tests: several flockmq processes on loopback that find each other
@@ -474,3 +476,452 @@ func connected(c *v5c) bool {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestClusterSessionTakeover moves a persistent session between live nodes:
+// the reconnect on another node gets session present, its unacknowledged
+// messages again with DUP and their packet ids, PUBREL for a QoS 2 message
+// past PUBREC, its inbound QoS 2 state, its offline queue, and the messages
+// published during the move, each once and in order.
+func TestClusterSessionTakeover(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	expiry := codec.Properties{}
+	expiry.Set(codec.PropSessionExpiry)
+	expiry.SessionExpiry = 300
+
+	m := dialMQTT(t, n1.Addr, "mover", codec.V5)
+	m.connect(codec.ConnectPacket{ClientID: []byte("mover"), CleanStart: true, Props: expiry})
+	m.subscribe(1, 0, codec.Subscription{Filter: []byte("mv/#"), QoS: 1}, codec.Subscription{Filter: []byte("mv2/#"), QoS: 2})
+	pub, _ := dial5(t, n3.Addr, "pub", nil)
+	// Until the subscription is routable from n3.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		pub.pub(t, &paho.Publish{Topic: "mv/probe", Payload: []byte("probe")})
+		if pk := m.next(50 * time.Millisecond); pk != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("mover's subscription never routable from n3")
+		}
+	}
+	for pk := m.next(200 * time.Millisecond); pk != nil; pk = m.next(200 * time.Millisecond) {
+	}
+
+	for i := range 20 {
+		pub.pub(t, &paho.Publish{Topic: "mv/a", QoS: 1, Payload: []byte("a" + strconv.Itoa(i))})
+	}
+	ids := map[string]uint16{}
+	for i := range 20 {
+		p := m.expect(codec.Publish, 10*time.Second).Publish
+		if string(p.Payload) != "a"+strconv.Itoa(i) {
+			t.Fatalf("got %q, want a%d", p.Payload, i)
+		}
+		ids[string(p.Payload)] = p.PacketID
+		if i < 5 {
+			m.ack(codec.Puback, p.PacketID)
+		}
+	}
+	pub.pub(t, &paho.Publish{Topic: "mv2/a", QoS: 2, Payload: []byte("b0")})
+	pub.pub(t, &paho.Publish{Topic: "mv2/a", QoS: 2, Payload: []byte("b1")})
+	b0 := m.expect(codec.Publish, 10*time.Second).Publish
+	b1 := m.expect(codec.Publish, 10*time.Second).Publish
+	if string(b0.Payload) != "b0" || string(b1.Payload) != "b1" || b0.QoS != 2 {
+		t.Fatalf("got %q %q", b0.Payload, b1.Payload)
+	}
+	m.ack(codec.Pubrec, b0.PacketID)
+	if rel := m.expect(codec.Pubrel, 10*time.Second); rel.Ack.PacketID != b0.PacketID {
+		t.Fatalf("PUBREL %d, want %d", rel.Ack.PacketID, b0.PacketID)
+	}
+	// An inbound QoS 2 publish left before its PUBREL.
+	m.send(codec.AppendPublish(nil, &codec.PublishPacket{Topic: []byte("in/q2"), QoS: 2, PacketID: 77, Payload: []byte("x")}, codec.V5))
+	if rec := m.expect(codec.Pubrec, 10*time.Second); rec.Ack.PacketID != 77 {
+		t.Fatalf("PUBREC %d, want 77", rec.Ack.PacketID)
+	}
+	m.conn.Close() // gone without DISCONNECT: the session stays on n1
+
+	for i := range 10 {
+		pub.pub(t, &paho.Publish{Topic: "mv/a", QoS: 1, Payload: []byte("c" + strconv.Itoa(i))})
+	}
+	// Publish all through the move, from a node that is neither side.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 100 {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err := pub.Publish(ctx, &paho.Publish{Topic: "mv/e", QoS: 1, Payload: []byte("e" + strconv.Itoa(i))})
+			cancel()
+			if err != nil {
+				t.Errorf("publish e%d: %v", i, err)
+				return
+			}
+		}
+	}()
+
+	m2 := dialMQTT(t, n2.Addr, "mover-2", codec.V5)
+	ack := m2.connect(codec.ConnectPacket{ClientID: []byte("mover"), CleanStart: false, Props: expiry})
+	if !ack.SessionPresent {
+		t.Fatal("session present 0 after moving to n2")
+	}
+	// The inflight messages again, with DUP and their ids, then PUBREL.
+	for i := 5; i < 20; i++ {
+		p := m2.expect(codec.Publish, 10*time.Second).Publish
+		want := "a" + strconv.Itoa(i)
+		if string(p.Payload) != want || !p.Dup || p.PacketID != ids[want] {
+			t.Fatalf("resent %q dup %v id %d, want %s with DUP and id %d", p.Payload, p.Dup, p.PacketID, want, ids[want])
+		}
+		m2.ack(codec.Puback, p.PacketID)
+	}
+	var rest []*codec.Packet
+	gotRel, gotB1 := false, false
+	for !gotRel || !gotB1 {
+		pk := m2.next(10 * time.Second)
+		if pk == nil {
+			t.Fatalf("PUBREL %v, b1 %v after the move", gotRel, gotB1)
+		}
+		switch {
+		case pk.Type == codec.Pubrel && pk.Ack.PacketID == b0.PacketID:
+			gotRel = true
+			m2.ack(codec.Pubcomp, b0.PacketID)
+		case pk.Type == codec.Publish && string(pk.Publish.Payload) == "b1":
+			if !pk.Publish.Dup || pk.Publish.PacketID != b1.PacketID {
+				t.Fatalf("b1 resent dup %v id %d, want DUP id %d", pk.Publish.Dup, pk.Publish.PacketID, b1.PacketID)
+			}
+			gotB1 = true
+			m2.ack(codec.Pubrec, b1.PacketID)
+		default:
+			rest = append(rest, pk)
+		}
+	}
+	m2.held = append(rest, m2.held...)
+	// The inbound QoS 2 state came along: PUBREL 77 completes.
+	m2.ack(codec.Pubrel, 77)
+	// Then the queue and what was published during the move, each once and
+	// in order per topic.
+	next := map[string]int{"c": 0, "e": 0}
+	for next["c"] < 10 || next["e"] < 100 {
+		pk := m2.next(10 * time.Second)
+		if pk == nil {
+			t.Fatalf("after the move got c0..c%d and e0..e%d, then nothing", next["c"]-1, next["e"]-1)
+		}
+		switch pk.Type {
+		case codec.Pubcomp:
+			if pk.Ack.PacketID != 77 || pk.Ack.Reason != codec.Success {
+				t.Fatalf("PUBCOMP %d reason %#x, want 77 success: the inbound QoS 2 state was lost", pk.Ack.PacketID, byte(pk.Ack.Reason))
+			}
+			continue
+		case codec.Pubrel:
+			m2.ack(codec.Pubcomp, pk.Ack.PacketID)
+			continue
+		case codec.Publish:
+		default:
+			t.Fatalf("unexpected %s", pkString(pk))
+		}
+		p := pk.Publish
+		key := string(p.Payload[:1])
+		if want := key + strconv.Itoa(next[key]); string(p.Payload) != want {
+			t.Fatalf("got %q, want %s (each message once, in order)", p.Payload, want)
+		}
+		next[key]++
+		if p.QoS == 1 {
+			m2.ack(codec.Puback, p.PacketID)
+		}
+	}
+	wg.Wait()
+	pub.pub(t, &paho.Publish{Topic: "mv/a", QoS: 1, Payload: []byte("d0")})
+	for {
+		pk := m2.next(10 * time.Second)
+		if pk == nil {
+			t.Fatal("no message after the move completed")
+		}
+		if pk.Type == codec.Pubcomp {
+			continue
+		}
+		if pk.Type != codec.Publish || string(pk.Publish.Payload) != "d0" {
+			t.Fatalf("got %s, want d0", pkString(pk))
+		}
+		m2.ack(codec.Puback, pk.Publish.PacketID)
+		break
+	}
+	m2.quiet(500 * time.Millisecond) // nothing twice
+}
+
+// TestClusterNodeFailure kills nodes: the wills of a crashed node's clients
+// are published once cluster-wide, delayed ones after their delay; its
+// persistent sessions resume elsewhere from the registry; its routes go after
+// the grace period; and with quorum lost the last node keeps serving its
+// connections while it refuses claims with 0x88 (v5) and 0x03 (3.1.1), and,
+// with -netsplit-clean-sessions, accepts clean sessions locally.
+func TestClusterNodeFailure(t *testing.T) {
+	nodes := startCluster(t, 3, "-netsplit-clean-sessions", "true")
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	w1, _ := dial5(t, n1.Addr, "watch1", nil)
+	w1.sub(t, paho.SubscribeOptions{Topic: "will/#", QoS: 1})
+	w2, _ := dial5(t, n2.Addr, "watch2", nil)
+	w2.sub(t, paho.SubscribeOptions{Topic: "will/#", QoS: 1})
+	persist := &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(300))}
+	victim, _ := dial5(t, n3.Addr, "victim", &paho.Connect{CleanStart: true, KeepAlive: 30, Properties: persist,
+		WillMessage: &paho.WillMessage{Topic: "will/victim", QoS: 1, Payload: []byte("gone")}})
+	victim.sub(t, paho.SubscribeOptions{Topic: "fail/#", QoS: 1})
+	delayed, _ := dial5(t, n3.Addr, "delayed", &paho.Connect{CleanStart: true, KeepAlive: 30, Properties: persist,
+		WillMessage:    &paho.WillMessage{Topic: "will/delayed", QoS: 1, Payload: []byte("later")},
+		WillProperties: &paho.WillProperties{WillDelayInterval: ptr(uint32(2))}})
+	_ = delayed
+	only3, _ := dial5(t, n3.Addr, "only3", nil)
+	only3.sub(t, paho.SubscribeOptions{Topic: "only3/x", QoS: 1})
+	pub, _ := dial5(t, n1.Addr, "pub", nil)
+	routed(t, pub, victim, "fail/probe", 10*time.Second)
+	routed(t, pub, only3, "only3/x", 10*time.Second)
+
+	killed := time.Now()
+	n3.Kill9(t)
+	// Each will once on every other node; the delayed one not before its
+	// delay.
+	for _, w := range []*v5c{w1, w2} {
+		got := map[string]time.Duration{}
+		for len(got) < 2 {
+			m := w.next(t, 30*time.Second)
+			if _, dup := got[m.Topic]; dup {
+				t.Fatalf("will %s delivered twice", m.Topic)
+			}
+			got[m.Topic] = time.Since(killed)
+		}
+		if got["will/delayed"] < 2*time.Second {
+			t.Fatalf("delayed will after %v, before its 2s delay", got["will/delayed"])
+		}
+		t.Logf("wills after the kill: %v", got)
+	}
+	w1.none(t, 500*time.Millisecond)
+
+	// The victim's session resumes on n1 from the registry.
+	back, ca := dial5(t, n1.Addr, "victim", &paho.Connect{CleanStart: false, KeepAlive: 30, Properties: persist})
+	if !ca.SessionPresent {
+		t.Fatal("victim's session not present on n1 after its node died")
+	}
+	pub.pub(t, &paho.Publish{Topic: "fail/x", QoS: 1, Payload: []byte("after")})
+	if m := back.next(t, 5*time.Second); string(m.Payload) != "after" {
+		t.Fatalf("got %q", m.Payload)
+	}
+	// n3's routes go after the grace: nobody subscribes only3/x any more.
+	deadline := time.Now().Add(20 * time.Second)
+	for pub.pub(t, &paho.Publish{Topic: "only3/x", QoS: 1}).ReasonCode != 0x10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the dead node's route was never dropped")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Quorum lost: n1 alone of three voters.
+	local, _ := dial5(t, n1.Addr, "local-sub", nil)
+	local.sub(t, paho.SubscribeOptions{Topic: "local/#", QoS: 1})
+	n2.Kill9(t)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		c, ca, err := tryDial5(n1.Addr, "late-persistent", &paho.Connect{CleanStart: false, KeepAlive: 30, Properties: persist})
+		if err != nil && ca != nil && ca.ReasonCode == 0x88 {
+			break
+		}
+		if c != nil {
+			c.conn.Close()
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("persistent connect without quorum: %v %+v, want CONNACK 0x88", err, ca)
+		}
+	}
+	raw := dialMQTT(t, n1.Addr, "v3", codec.V311)
+	raw.send(codec.AppendConnect(nil, &codec.ConnectPacket{Version: codec.V311, ClientID: []byte("v3-persistent"), KeepAlive: 30}))
+	if ack := raw.expect(codec.Connack, 30*time.Second).Connack; ack.Reason != 0x03 {
+		t.Fatalf("3.1.1 persistent connect without quorum: CONNACK %#x, want 0x03", byte(ack.Reason))
+	}
+	// Clean sessions are served locally (-netsplit-clean-sessions) once
+	// raft has no leader, and the node keeps serving its connections.
+	var clean *v5c
+	for clean == nil {
+		c, ca, err := tryDial5(n1.Addr, "clean-in-minority", nil)
+		if err == nil {
+			clean = c
+			t.Cleanup(func() { c.conn.Close() })
+			break
+		}
+		if ca == nil || ca.ReasonCode != 0x88 || time.Now().After(deadline) {
+			t.Fatalf("clean connect without quorum: %v %+v, want success once raft has no leader", err, ca)
+		}
+	}
+	clean.pub(t, &paho.Publish{Topic: "local/x", QoS: 1, Payload: []byte("still")})
+	if m := local.next(t, 5*time.Second); string(m.Payload) != "still" {
+		t.Fatalf("got %q", m.Payload)
+	}
+}
+
+// TestClusterRoutesUnderChurn is a property test of the route tables across
+// three node processes: after random subscribes, unsubscribes and
+// disconnects on every node, each node routes exactly what the others'
+// subscriptions need. For every topic of a fixed set and every publishing
+// node, a QoS 1 publish reaches each matching client once, and a topic that
+// no live subscription matches gets 0x10 (so no node keeps a stale route).
+func TestClusterRoutesUnderChurn(t *testing.T) {
+	nodes := startCluster(t, 3)
+	filters := []string{"p/a/x", "p/+/x", "p/#", "p/b/+", "p/c/y", "+/a/x", "q/+", "$share/g/p/a/#", "$queue/q/z"}
+	topics := []string{"p/a/x", "p/b/x", "p/b/y", "p/c/y", "p/c/x", "q/z", "q/w", "r/a/x"}
+	type client struct {
+		c    *v5c
+		node int
+		subs map[string]bool
+		name string
+	}
+	var clients []*client
+	connect := func(cl *client) {
+		c, _ := dial5(t, nodes[cl.node].Addr, cl.name, nil)
+		cl.c, cl.subs = c, map[string]bool{}
+	}
+	for i := range 12 {
+		cl := &client{node: i % 3, name: "churn-" + strconv.Itoa(i)}
+		connect(cl)
+		clients = append(clients, cl)
+	}
+	rng := newRand(t)
+	for range 300 {
+		cl := clients[rng.IntN(len(clients))]
+		switch op := rng.IntN(10); {
+		case op < 5:
+			f := filters[rng.IntN(len(filters))]
+			cl.c.sub(t, paho.SubscribeOptions{Topic: f, QoS: 1})
+			cl.subs[f] = true
+		case op < 8 && len(cl.subs) > 0:
+			for f := range cl.subs {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if _, err := cl.c.Unsubscribe(ctx, &paho.Unsubscribe{Topics: []string{f}}); err != nil {
+					t.Fatalf("unsubscribe %s: %v", f, err)
+				}
+				cancel()
+				delete(cl.subs, f)
+				break
+			}
+		case op >= 8:
+			cl.c.conn.Close() // a clean session: its subscriptions end
+			cl.node = rng.IntN(3)
+			connect(cl)
+		}
+	}
+	pubs := make([]*v5c, len(nodes))
+	for i, cn := range nodes {
+		pubs[i], _ = dial5(t, cn.Addr, "churn-pub-"+strconv.Itoa(i), nil)
+	}
+	// Expected receivers per topic: plain matches per client; a shared
+	// group ($share/g or $queue) once, by one of its members.
+	matchAny := func(cl *client, topic string) (plain bool, groups []string) {
+		for f := range cl.subs {
+			g, tf := "", f
+			switch {
+			case strings.HasPrefix(f, "$share/g/"):
+				g, tf = "g", strings.TrimPrefix(f, "$share/g/")
+			case strings.HasPrefix(f, "$queue/"):
+				g, tf = "$queue", strings.TrimPrefix(f, "$queue/")
+			}
+			if topicMatches(tf, topic) {
+				if g == "" {
+					plain = true
+				} else {
+					groups = append(groups, g)
+				}
+			}
+		}
+		return plain, groups
+	}
+	// want is, per payload of a round, the plain receivers and the number
+	// of groups that must each get one copy.
+	type expect struct {
+		plain  map[*client]bool
+		groups int
+	}
+	churned := time.Now()
+	deadline := churned.Add(20 * time.Second)
+	for round := 0; ; round++ {
+		bad := ""
+		want := map[string]expect{}
+		for pi, p := range pubs {
+			for _, topic := range topics {
+				payload := fmt.Sprintf("r%d-%d-%s", round, pi, topic)
+				e := expect{plain: map[*client]bool{}}
+				gs := map[string]bool{}
+				for _, cl := range clients {
+					plain, groups := matchAny(cl, topic)
+					if plain {
+						e.plain[cl] = true
+					}
+					for _, g := range groups {
+						gs[g] = true
+					}
+				}
+				e.groups = len(gs)
+				want[payload] = e
+				r := p.pub(t, &paho.Publish{Topic: topic, QoS: 1, Payload: []byte(payload)})
+				if none := len(e.plain) == 0 && e.groups == 0; none != (r.ReasonCode == 0x10) && bad == "" {
+					bad = fmt.Sprintf("publish %s on n%d: reason %#x, want no subscriber: %v", topic, pi+1, r.ReasonCode, none)
+				}
+			}
+		}
+		counts := func(payload string) (total int, per map[*client]int) {
+			per = map[*client]int{}
+			for _, cl := range clients {
+				cl.c.mu.Lock()
+				per[cl] = cl.c.count[payload]
+				cl.c.mu.Unlock()
+				total += per[cl]
+			}
+			return total, per
+		}
+		until := time.Now().Add(5 * time.Second)
+		for payload, e := range want {
+			if bad != "" {
+				break
+			}
+			need := len(e.plain) + e.groups
+			for {
+				total, per := counts(payload)
+				if total < need && time.Now().Before(until) {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				if total != need {
+					bad = fmt.Sprintf("%q delivered %d times, want %d (%d plain, %d groups)", payload, total, need, len(e.plain), e.groups)
+				}
+				for cl := range e.plain {
+					if per[cl] == 0 {
+						bad = fmt.Sprintf("%s on n%d did not get %q", cl.name, cl.node+1, payload)
+					}
+				}
+				break
+			}
+		}
+		if bad == "" {
+			t.Logf("routes right at round %d, %v after the churn", round, time.Since(churned))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("routes never converged: %s", bad)
+		}
+		t.Logf("round %d (%v after the churn): %s; again", round, time.Since(churned), bad)
+	}
+}
+
+// newRand returns a random source whose seed is logged.
+func newRand(t *testing.T) *rand.Rand {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	return rand.New(rand.NewPCG(seed, 1))
+}
+
+// topicMatches is MQTT matching of a topic filter, for test models.
+func topicMatches(filter, topic string) bool {
+	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, f := range fl {
+		if f == "#" {
+			return true
+		}
+		if i >= len(tl) || (f != "+" && f != tl[i]) {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}

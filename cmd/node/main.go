@@ -60,6 +60,9 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 			return 1
 		}
 		defer node.Close()
+		if cfg.NetsplitCleanSessions {
+			node.AllowNetsplitCleanSessions()
+		}
 		if cfg.clustered() {
 			cl, err = cluster.NewCluster(cluster.ClusterConfig{Node: node, BindAddr: cfg.ClusterBind,
 				AdvertiseAddr: cfg.ClusterAdvertise, GossipPort: cfg.GossipPort, PeerPort: cfg.PeerPort,
