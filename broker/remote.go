@@ -37,6 +37,9 @@ type Remote interface {
 	// the ordered link behind every message forwarded before. It must not
 	// block.
 	SendSession(node string, st *SessionState, handover bool)
+	// SysTopics returns the cluster's $SYS topics and values (this node's
+	// view of the cluster, and cluster-wide counts). Safe for concurrent use.
+	SysTopics() [][2]string
 	// LocalRoute is called when a filter gains its first local subscription
 	// (added) or loses one (!added), under the trie's write lock
 	// (routing.Options.OnLocal); it must not call into the broker.

@@ -27,7 +27,7 @@ func (b *Broker) SysTopics() [][2]string {
 	st := &b.stats
 	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 	i := func(v int64) string { return strconv.FormatInt(v, 10) }
-	return [][2]string{
+	topics := [][2]string{
 		{"$SYS/broker/version", "flockmq " + Version},
 		{"$SYS/broker/uptime", strconv.FormatInt(int64(time.Since(b.started)/time.Second), 10) + " seconds"},
 		{"$SYS/broker/clients/connected", i(st.ClientsConnected.Load())},
@@ -44,6 +44,10 @@ func (b *Broker) SysTopics() [][2]string {
 		{"$SYS/broker/retained messages/count", i(int64(b.store.RetainedCount()))},
 		{"$SYS/broker/store/messages/count", i(st.QueuedMessagesHeld.Load())},
 	}
+	if b.remote != nil {
+		topics = append(topics, b.remote.SysTopics()...)
+	}
+	return topics
 }
 
 func (b *Broker) sessionCount() int {

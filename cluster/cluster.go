@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,10 +57,12 @@ type Cluster struct {
 	links atomic.Pointer[[]*PeerLink]
 	waits map[string]*broker.DrainWait // per sending node; mu held
 
-	inRaft    atomic.Bool
-	congested atomic.Bool       // some link was congested at the last check
-	downDone  map[string]uint64 // node -> boot already marked down; maintenance goroutine only
-	bootSeen  []string          // bootstrap candidates at the last check; maintenance goroutine only
+	inRaft      atomic.Bool
+	congested   atomic.Bool       // some link was congested at the last check
+	downDone    map[string]uint64 // node -> boot already marked down; maintenance goroutine only
+	sentClients uint64            // client count last gossiped; maintenance goroutine only
+	sentMetaAt  time.Time         // maintenance goroutine only
+	bootSeen    []string          // bootstrap candidates at the last check; maintenance goroutine only
 
 	fwdDropped atomic.Uint64 // QoS 0 copies dropped on a full link or to a node without one
 	badFrames  atomic.Uint64
@@ -188,8 +191,12 @@ func (c *Cluster) Routes() *routing.LocalRoutes { return c.routes }
 func (c *Cluster) RemoteRoutes() *routing.RemoteRoutes { return c.remote }
 
 func (c *Cluster) meta() NodeMeta {
-	return NodeMeta{RaftAddr: string(c.node.raft.Addr()), PeerAddr: c.peerAdvertise(), Boot: c.node.boot,
+	m := NodeMeta{RaftAddr: string(c.node.raft.Addr()), PeerAddr: c.peerAdvertise(), Boot: c.node.boot,
 		Version: c.cfg.Version, InRaft: c.inRaft.Load()}
+	if c.b != nil {
+		m.Clients = uint64(max(0, c.b.Stats().ClientsConnected.Load()))
+	}
+	return m
 }
 
 // joinSeeds joins the configured seeds, retrying with backoff.
@@ -514,14 +521,58 @@ func (c *Cluster) hasRaftConfig() bool {
 	return f.Error() == nil && len(f.Configuration().Servers) > 0
 }
 
-// syncMeta gossips InRaft once this node is part of a raft configuration.
+// syncMeta gossips InRaft once this node is part of a raft configuration,
+// and the client count when it changed (at most every metaEvery).
 func (c *Cluster) syncMeta() {
-	if c.inRaft.Load() || !c.hasRaftConfig() {
+	join := !c.inRaft.Load() && c.hasRaftConfig()
+	if join {
+		c.inRaft.Store(true)
+	}
+	clients := uint64(max(0, c.b.Stats().ClientsConnected.Load()))
+	if !join && (clients == c.sentClients || time.Since(c.sentMetaAt) < metaEvery) {
 		return
 	}
-	c.inRaft.Store(true)
+	c.sentClients, c.sentMetaAt = clients, time.Now()
 	if err := c.gossip.SetMeta(c.meta()); err != nil {
-		c.log.Warn("could not gossip the node's raft membership", "err", err)
+		c.log.Warn("could not gossip the node's meta", "err", err)
+	}
+}
+
+// metaEvery is the shortest period of client-count updates in the meta.
+const metaEvery = 5 * time.Second
+
+// SysTopics implements broker.Remote: $SYS/cluster/... topics.
+func (c *Cluster) SysTopics() [][2]string {
+	alive, total := 0, uint64(0)
+	var states []string
+	if c.gossip != nil {
+		for _, m := range c.gossip.Members() {
+			states = append(states, m.Name+"="+m.State.String())
+			if m.State == MemberAlive || m.State == MemberSuspect {
+				alive++
+				if m.Name == c.id {
+					total += uint64(max(0, c.b.Stats().ClientsConnected.Load()))
+				} else {
+					total += m.Meta.Clients
+				}
+			}
+		}
+	}
+	slices.Sort(states)
+	_, leader := c.node.raft.LeaderWithID()
+	st := c.Stats()
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	return [][2]string{
+		{"$SYS/cluster/node", c.id},
+		{"$SYS/cluster/nodes", strings.Join(states, ",")},
+		{"$SYS/cluster/nodes/alive", strconv.Itoa(alive)},
+		{"$SYS/cluster/clients/connected", u(total)},
+		{"$SYS/cluster/raft/state", c.node.raft.State().String()},
+		{"$SYS/cluster/raft/leader", string(leader)},
+		{"$SYS/cluster/routes/local", strconv.Itoa(st.LocalRoutes)},
+		{"$SYS/cluster/routes/nodes", strconv.Itoa(st.RemoteNodes)},
+		{"$SYS/cluster/messages/forwarded/in", u(st.Listener.Delivered)},
+		{"$SYS/cluster/messages/forward/dropped", u(st.ForwardDropped)},
 	}
 }
 

@@ -251,7 +251,7 @@ func TestGossipRestartNewBoot(t *testing.T) {
 }
 
 func TestGossipNodeMetaWire(t *testing.T) {
-	m := NodeMeta{RaftAddr: "10.0.0.1:7000", PeerAddr: "10.0.0.1:7001", Boot: 1<<40 + 3, Version: "v0.1.0", InRaft: true}
+	m := NodeMeta{RaftAddr: "10.0.0.1:7000", PeerAddr: "10.0.0.1:7001", Boot: 1<<40 + 3, Version: "v0.1.0", InRaft: true, Clients: 12345}
 	b, err := EncodeNodeMeta(m)
 	if err != nil {
 		t.Fatal(err)

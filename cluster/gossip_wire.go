@@ -53,6 +53,9 @@ type NodeMeta struct {
 	Boot     uint64
 	Version  string
 	InRaft   bool
+	// Clients is the number of clients connected to the node, refreshed
+	// every few seconds, for cluster-wide counts.
+	Clients uint64
 }
 
 // EncodeNodeMeta returns the encoding of m; it fails when a string is longer
@@ -73,6 +76,7 @@ func EncodeNodeMeta(m NodeMeta) ([]byte, error) {
 		flags |= metaInRaft
 	}
 	b = append(b, flags)
+	b = binary.AppendUvarint(b, m.Clients)
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, &gossipWireError{msg: "node meta: too long"}
 	}
@@ -99,6 +103,7 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 		r.fail("unknown flags")
 	}
 	m.InRaft = flags&metaInRaft != 0
+	m.Clients = r.uvarint()
 	r.end()
 	if r.err != nil {
 		return NodeMeta{}, r.err

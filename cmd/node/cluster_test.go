@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -924,4 +925,116 @@ func topicMatches(filter, topic string) bool {
 		}
 	}
 	return len(fl) == len(tl)
+}
+
+// TestClusterLeaveRejoinGrow stops the raft leader with SIGTERM (leadership
+// moves, the others drop its routes), restarts it on its data dir (it
+// rejoins as itself), then adds a fourth node, which the leader adds to raft
+// as a non-voter with no manual step; $SYS/cluster/... reports each state.
+func TestClusterLeaveRejoinGrow(t *testing.T) {
+	nodes := startCluster(t, 3, "-sys-interval", "1s")
+	sysOf := func(addr, id string) *v5c {
+		c, _ := dial5(t, addr, id, nil)
+		c.sub(t, paho.SubscribeOptions{Topic: "$SYS/cluster/#", QoS: 0})
+		return c
+	}
+	// waitSys waits until topic has a value for which ok holds.
+	waitSys := func(c *v5c, topic string, ok func(string) bool) string {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			select {
+			case m := <-c.msgs:
+				if m.Topic == topic && ok(string(m.Payload)) {
+					return string(m.Payload)
+				}
+			case <-time.After(time.Until(deadline)):
+				t.Fatalf("%s never satisfied the condition", topic)
+			}
+		}
+	}
+	watch := sysOf(nodes[0].Addr, "sys-watch")
+	leader := waitSys(watch, "$SYS/cluster/raft/leader", func(v string) bool { return v != "" })
+	waitSys(watch, "$SYS/cluster/nodes/alive", func(v string) bool { return v == "3" })
+	var ln *clusterNode
+	var other *clusterNode
+	for _, cn := range nodes {
+		if cn.id == leader {
+			ln = cn
+		} else {
+			other = cn
+		}
+	}
+	if ln == nil {
+		t.Fatalf("leader %q is not a node of the test", leader)
+	}
+	// A subscriber on the leader only; routable from another node.
+	onLeader, _ := dial5(t, ln.Addr, "on-leader", nil)
+	onLeader.sub(t, paho.SubscribeOptions{Topic: "leaver/x", QoS: 1})
+	pub, _ := dial5(t, other.Addr, "pub-other", nil)
+	routed(t, pub, onLeader, "leaver/x", 10*time.Second)
+	watch2 := sysOf(other.Addr, "sys-watch-2")
+
+	if err := ln.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if st := ln.ExitStatus(t, 20*time.Second); st != 0 {
+		t.Fatalf("leader exited with %d on SIGTERM", st)
+	}
+	if !strings.Contains(ln.Log.String(), "leadership transferred") {
+		t.Errorf("the leader did not transfer leadership before leaving:\n%s", ln.Log.String())
+	}
+	newLeader := waitSys(watch2, "$SYS/cluster/raft/leader", func(v string) bool { return v != "" && v != leader })
+	t.Logf("leader %s left; %s leads", leader, newLeader)
+	deadline := time.Now().Add(2 * time.Second) // under the 3s dead-node grace: the leave dropped them
+	for pub.pub(t, &paho.Publish{Topic: "leaver/x", QoS: 1}).ReasonCode != 0x10 {
+		if time.Now().After(deadline) {
+			t.Fatal("the leaving node's route outlived its leave")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Back on its data dir, as itself.
+	bin := nodetest.Build(t)
+	ln.start(t, bin, ln.Addr)
+	if !ln.WaitServing(40 * time.Second) {
+		t.Fatalf("%s did not come back:\n%s", ln.id, ln.Log.String())
+	}
+	if strings.Contains(ln.Log.String(), "raft bootstrapped") {
+		t.Fatal("the restarted node bootstrapped raft again")
+	}
+	waitSys(watch2, "$SYS/cluster/nodes/alive", func(v string) bool { return v == "3" })
+	back, _ := dial5(t, ln.Addr, "on-leader-again", nil)
+	back.sub(t, paho.SubscribeOptions{Topic: "leaver/y", QoS: 1})
+	routed(t, pub, back, "leaver/y", 10*time.Second)
+
+	// A fourth node joins the running cluster.
+	n4 := &clusterNode{id: "n4", dir: filepath.Join(t.TempDir(), "data"),
+		gossip: net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))}
+	_, gport, _ := net.SplitHostPort(n4.gossip)
+	n4.args = []string{"-node-id", "n4", "-data-dir", n4.dir, "-cluster-bind", "127.0.0.1", "-gossip-port", gport,
+		"-raft-port", "0", "-peer-port", "0", "-join", nodes[0].gossip + "," + nodes[1].gossip,
+		"-bootstrap-expect", "3", "-sys-interval", "1s", "-dead-node-grace", "3s"}
+	n4.start(t, bin, "")
+	if !n4.WaitServing(40 * time.Second) {
+		t.Fatalf("n4 did not start serving:\n%s", n4.Log.String())
+	}
+	waitSys(watch2, "$SYS/cluster/nodes/alive", func(v string) bool { return v == "4" })
+	added := false
+	for _, cn := range append(nodes, n4) {
+		log := cn.Log.String()
+		added = added || (strings.Contains(log, "node added to raft") && strings.Contains(log, "node=n4") && strings.Contains(log, "voter=false"))
+	}
+	if !added {
+		t.Fatal("no leader logged adding n4 as a non-voter")
+	}
+	s4, _ := dial5(t, n4.Addr, "on-n4", nil)
+	s4.sub(t, paho.SubscribeOptions{Topic: "n4/x", QoS: 1})
+	routed(t, pub, s4, "n4/x", 10*time.Second)
+	w4 := sysOf(n4.Addr, "sys-watch-4")
+	// pub and sys-watch-2 on one node, on-leader-again on another, on-n4
+	// and sys-watch-4 on n4: five at least, counted across the nodes.
+	if v := waitSys(w4, "$SYS/cluster/clients/connected", func(v string) bool { n, _ := strconv.Atoi(v); return n >= 5 }); v == "" {
+		t.Fatal("no cluster-wide client count")
+	}
 }

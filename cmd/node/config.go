@@ -189,6 +189,7 @@ func options() []option {
 	add("max-partial-packet-bytes", "bytes held across all connections for incoming packets not yet complete; past it, the connection whose packet does not fit is closed (v5: 0x89)", intOpt(func(c *nodeConfig) *int { return &c.PartialBytes }))
 	add("mailbox-size", "cross-loop deliveries queued per loop before QoS 0 is dropped", intOpt(func(c *nodeConfig) *int { return &c.Broker.MailboxSize }))
 	add("slow-consumer-timeout", "time a client may hold publishers back without acknowledging anything, then 0x97 (0 = never)", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.SlowConsumerTimeout }))
+	add("takeover-timeout", "time a session that reconnects on another node waits for its messages from the node it was on", durOpt(func(c *nodeConfig) *time.Duration { return &c.Broker.TakeoverTimeout }))
 	return o
 }
 

@@ -78,6 +78,7 @@ var validValues = map[string]string{
 	"mailbox-size":             "4096",
 	"max-partial-packet-bytes": "1048576",
 	"slow-consumer-timeout":    "1m0s",
+	"takeover-timeout":         "2s",
 	"pprof-listen":             "127.0.0.1:6060",
 	"cluster-bind":             "10.0.0.5",
 	"cluster-advertise":        "203.0.113.5",
