@@ -26,9 +26,8 @@ type Broker struct {
 	authz Authorizer
 	eauth EnhancedAuthenticator
 
-	remote  Remote // nil on a node outside a cluster
-	msgBase uint64 // random base of message IDs (takeover.go)
-	msgSeq  atomic.Uint64
+	remote  Remote                   // nil on a node outside a cluster
+	msgBase uint64                   // random base of message IDs (takeover.go)
 	early   map[string]*SessionState // handovers before their claim's result; mu held
 
 	trie     *routing.Trie

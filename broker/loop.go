@@ -43,6 +43,7 @@ type Loop struct {
 	clients    []*Client // open connections; Client.pos is the position
 	backlog    []*Session
 	paused     []*Client  // held back by flow control (see resumeDrained)
+	msgSeq     uint64     // message ID counter (takeover.go)
 	holding    []*Session // sessions whose queue holds publishers back (see checkStuck)
 	wheel      wheel
 	subReasons []codec.ReasonCode // SUBSCRIBE scratch

@@ -199,7 +199,9 @@ func (l *Loop) publish(p *codec.PublishPacket, from *Client, stored func(error))
 		return 0
 	}
 	m := newMessage(p, publisher, l.now)
-	m.ID = b.nextMsgID()
+	if b.remote != nil {
+		m.ID = l.nextMsgID()
+	}
 	if p.Retain {
 		b.store.Retain(m, func(err error) {
 			if err != nil {

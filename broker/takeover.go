@@ -58,12 +58,15 @@ func newMsgBase() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-// nextMsgID returns a message ID: unique on this node, and across nodes with
-// overwhelming probability (random 64-bit bases). Never 0.
-func (b *Broker) nextMsgID() uint64 {
-	id := b.msgBase + b.msgSeq.Add(1)
+// nextMsgID returns a message ID: unique on this node (the loop's number in
+// the top 16 bits of the offset, its own counter below), and across nodes with
+// overwhelming probability (random 64-bit bases). Never 0. Loop goroutine
+// only.
+func (l *Loop) nextMsgID() uint64 {
+	l.msgSeq++
+	id := l.b.msgBase + (uint64(l.idx+1)<<48 | l.msgSeq&(1<<48-1))
 	if id == 0 {
-		id = b.msgBase + b.msgSeq.Add(1)
+		return l.nextMsgID()
 	}
 	return id
 }
