@@ -31,11 +31,12 @@ import (
 // maintenance loop (links, bootstrap, membership, wake-ups of held
 // publishers). Close stops them all.
 //
-// Locks: Cluster.mu guards the node numbering and the link table; the
-// RemoteRoutes hook takes it under RemoteRoutes.mu and then calls into the
-// broker's trie (RemoteRoutes.mu, then Cluster.mu, then Trie.mu). The
-// broker's trie calls LocalRoute under Trie.mu, which takes only the leaf
-// lock of LocalRoutes.
+// Locks: Cluster.mu guards the node numbering, the drain waits and changes
+// to the link table (which Forward reads without a lock: an atomic pointer
+// to a copy); it is a leaf, released before any call out. The RemoteRoutes
+// hook runs under RemoteRoutes.mu and calls into the broker's trie
+// (RemoteRoutes.mu, then Trie.mu); the broker's trie calls LocalRoute under
+// Trie.mu, which takes only the leaf lock of LocalRoutes.
 type Cluster struct {
 	cfg    ClusterConfig
 	node   *Node
@@ -214,14 +215,38 @@ func (c *Cluster) joinSeeds() {
 		cancel()
 	}()
 	defer cancel()
-	n, err := c.gossip.JoinRetry(ctx, c.cfg.Join)
-	if err != nil {
-		if ctx.Err() == nil {
-			c.log.Warn("could not join the cluster", "seeds", c.cfg.Join, "err", err)
+	// A seed that is this node answers for itself: leave it out, and go
+	// on until another node is a member.
+	self := c.gossip.Addr()
+	var seeds []string
+	for _, s := range c.cfg.Join {
+		if s != self {
+			seeds = append(seeds, s)
 		}
-		return
 	}
-	c.log.Info("joined the cluster", "seeds answered", n)
+	if len(seeds) == 0 {
+		return // the first node: the others join it
+	}
+	backoff := 200 * time.Millisecond
+	for {
+		n, err := c.gossip.JoinRetry(ctx, seeds)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.log.Warn("could not join the cluster", "seeds", seeds, "err", err)
+			}
+			return
+		}
+		if len(c.gossip.Members()) > 1 {
+			c.log.Info("joined the cluster", "seeds answered", n)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
 }
 
 // number returns the number of node name, assigning one on first sight.
@@ -262,12 +287,11 @@ var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b
 // is always queued, and the link reports congestion so that its publisher is
 // held.
 func (c *Cluster) Forward(node uint32, m *broker.Message, groups []broker.SharedTarget) (congested bool) {
-	links := *c.links.Load()
-	if int(node) >= len(links) || links[node] == nil {
+	l := c.link(node)
+	if l == nil {
 		c.fwdDropped.Add(1) // its routes outlived its link: the node left
 		return false
 	}
-	l := links[node]
 	bp := framePool.Get().(*[]byte)
 	frame := appendForward((*bp)[:0], m, groups, time.Now().UnixNano())
 	var err error
@@ -308,9 +332,8 @@ func (c *Cluster) Alive(node string) bool {
 // reached its stub) to the node it moved to, on the ordered link behind the
 // messages forwarded before.
 func (c *Cluster) SendSession(node string, st *broker.SessionState, handover bool) {
-	links := *c.links.Load()
-	i := c.number(node)
-	if int(i) >= len(links) || links[i] == nil {
+	l := c.link(c.number(node))
+	if l == nil {
 		c.log.Warn("session state not sent: no link to its new node", "client", st.ClientID, "node", node)
 		return
 	}
@@ -328,7 +351,7 @@ func (c *Cluster) SendSession(node string, st *broker.SessionState, handover boo
 		part.Messages = msgs[:n]
 		msgs = msgs[n:]
 		frame := appendSessionState(nil, kind, &part, time.Now().UnixNano())
-		if err := links[i].SendAlways(frame); err != nil {
+		if err := l.SendAlways(frame); err != nil {
 			c.log.Warn("session state not sent", "client", st.ClientID, "node", node, "err", err)
 			return
 		}
@@ -338,6 +361,50 @@ func (c *Cluster) SendSession(node string, st *broker.SessionState, handover boo
 
 // maxStateChunk is the number of messages per session state frame.
 const maxStateChunk = 1 << 16
+
+// link returns the link to node, opening it now when gossip knows the node
+// alive but the maintenance goroutine has not opened it yet (routes can
+// arrive a little before); nil when there is none to open.
+func (c *Cluster) link(node uint32) *PeerLink {
+	if links := *c.links.Load(); int(node) < len(links) && links[node] != nil {
+		return links[node]
+	}
+	name := c.name(node)
+	if name == "" || c.gossip == nil {
+		return nil
+	}
+	for _, m := range c.gossip.Members() {
+		if m.Name == name && m.MetaErr == nil && m.Meta.PeerAddr != "" && (m.State == MemberAlive || m.State == MemberSuspect) {
+			return c.openLink(node, m.Meta.PeerAddr)
+		}
+	}
+	return nil
+}
+
+// openLink opens the link to node at addr unless one is open, and returns
+// the open one.
+func (c *Cluster) openLink(node uint32, addr string) *PeerLink {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := *c.links.Load()
+	if int(node) < len(cur) && cur[node] != nil {
+		return cur[node]
+	}
+	lc := c.cfg.PeerLink
+	lc.Node, lc.Boot, lc.Addr, lc.Dial, lc.Logger = c.id, c.node.boot, addr, nil, c.cfg.Logger
+	l, err := NewPeerLink(lc)
+	if err != nil {
+		c.log.Warn("peer link not opened", "node", c.names[node], "addr", addr, "err", err)
+		return nil
+	}
+	next := slices.Clone(cur)
+	for int(node) >= len(next) {
+		next = append(next, nil)
+	}
+	next[node] = l
+	c.links.Store(&next)
+	return l
+}
 
 // Congested implements broker.Remote.
 func (c *Cluster) Congested(node uint32) bool {
@@ -482,36 +549,26 @@ func (c *Cluster) syncLinks(members []Member) {
 		}
 		want[c.number(m.Name)] = m.Meta.PeerAddr
 	}
+	c.mu.Lock()
 	cur := *c.links.Load()
-	changed := false
 	next := slices.Clone(cur)
+	var closing []*PeerLink
 	for i, l := range next {
 		addr, ok := want[uint32(i)]
 		if l != nil && (!ok || l.cfg.Addr != addr) {
-			l.Close()
+			closing = append(closing, l)
 			next[i] = nil
-			changed = true
 		}
+	}
+	if len(closing) > 0 {
+		c.links.Store(&next)
+	}
+	c.mu.Unlock()
+	for _, l := range closing {
+		l.Close()
 	}
 	for i, addr := range want {
-		for int(i) >= len(next) {
-			next = append(next, nil)
-		}
-		if next[i] != nil {
-			continue
-		}
-		lc := c.cfg.PeerLink
-		lc.Node, lc.Boot, lc.Addr, lc.Dial, lc.Logger = c.id, c.node.boot, addr, nil, c.cfg.Logger
-		l, err := NewPeerLink(lc)
-		if err != nil {
-			c.log.Warn("peer link not opened", "node", c.name(i), "addr", addr, "err", err)
-			continue
-		}
-		next[i] = l
-		changed = true
-	}
-	if changed {
-		c.links.Store(&next)
+		c.openLink(i, addr)
 	}
 }
 

@@ -1,7 +1,7 @@
 package cluster
 
 // Gossip is a node's membership and route-gossip layer over memberlist
-// (DESIGN.md section 5). It is not yet used by Node.
+// (DESIGN.md section 5), run by Cluster.
 //
 // # Routes
 //

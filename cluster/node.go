@@ -2,13 +2,13 @@ package cluster
 
 import (
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -87,7 +87,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	boot, err := newBoot()
+	boot, err := newBoot(cfg.DataDir)
 	if err != nil {
 		return nil, err
 	}
@@ -146,12 +146,24 @@ func nodeID(dir, configured string) (string, error) {
 	return have, nil
 }
 
-func newBoot() (uint64, error) {
-	var b [8]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return 0, fmt.Errorf("cluster: boot id: %w", err)
+// newBoot returns this start's boot id, larger than every earlier start's
+// on this data dir: the route tables and the peer link order a node's starts
+// by it (a larger boot is a newer start). It is the time in nanoseconds, or
+// the previous boot plus one should the clock have gone back, and is kept in
+// dir/boot.
+func newBoot(dir string) (uint64, error) {
+	path := filepath.Join(dir, "boot")
+	var prev uint64
+	if b, err := os.ReadFile(path); err == nil {
+		prev, _ = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("cluster: read %s: %w", path, err)
 	}
-	return binary.BigEndian.Uint64(b[:]) | 1, nil
+	boot := max(uint64(time.Now().UnixNano()), prev+1)
+	if err := os.WriteFile(path, []byte(strconv.FormatUint(boot, 10)+"\n"), 0o640); err != nil {
+		return 0, fmt.Errorf("cluster: write %s: %w", path, err)
+	}
+	return boot, nil
 }
 
 // ID is the node's name.
@@ -195,9 +207,9 @@ func (n *Node) Run(b *broker.Broker) {
 	n.fsm.SetClaimHook(func(e fsm.ClaimEvent) {
 		if e.Node != n.id {
 			// The client connected to another node: its session there
-			// replaces the one here, with this node's state when this node
-			// was its owner.
-			if e.PrevNode == n.id {
+			// replaces the one here: resumed there with this node's state
+			// when this node was its owner, or ended (clean start).
+			if e.PrevNode == n.id && e.Resumed {
 				b.HandOver(e.ClientID, e.Epoch, e.Node)
 			} else {
 				b.FenceMoved(e.ClientID, e.Epoch)

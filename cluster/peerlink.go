@@ -41,10 +41,10 @@ import (
 
 // ErrPeerLinkFull is returned by PeerLink.Send when the frame does not fit in
 // the bounded queue. The frame was not queued. Overflow policy for the
-// cluster layer: QoS 0 publishes are dropped and counted; QoS 1/2 publishes
-// are never dropped: their publisher is held (PUBACK/PUBREC withheld, and
-// MQTT v5 Receive Maximum bounds what it may send meanwhile) and the send is
-// retried once acks have freed space.
+// cluster layer (Cluster.Forward): QoS 0 publishes are dropped and counted;
+// QoS 1/2 publishes are never dropped: they go with SendAlways, and their
+// publishers are held (reading stops, PUBACK/PUBREC are withheld) while the
+// link is Congested, at half its bound.
 var ErrPeerLinkFull = errors.New("cluster: peer link queue full")
 
 // ErrPeerLinkClosed is returned by PeerLink.Send after Close.

@@ -381,7 +381,9 @@ func TestPeerLinkServerDropsConn(t *testing.T) {
 	waitUntil(t, 10*time.Second, "frames delivered", func() bool { return rec.count("n1") >= n })
 	waitDrained(t, l, n)
 	checkPeerFrames(t, rec.frames("n1"), 0, n)
-	if s := l.Stats(); s.Reconnects < 3 || drops.Load() != 6 {
+	// The closes run on their own goroutines: two of them may hit the same
+	// connection, so only one reconnect is certain.
+	if s := l.Stats(); s.Reconnects < 1 || drops.Load() != 6 {
 		t.Fatalf("stats %+v after %d drops", s, drops.Load())
 	}
 }

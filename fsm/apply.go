@@ -13,6 +13,9 @@ type ClaimEvent struct {
 	PrevNode  string // "" when the client id had no session
 	PrevBoot  uint64
 	PrevEpoch uint64
+	// Resumed is set when the claim resumes the previous session (session
+	// present); otherwise the previous session ended with this claim.
+	Resumed bool
 }
 
 // applyBatch applies the ops of one batch (log entry index) and returns one
@@ -94,7 +97,7 @@ func (t *txn) claim(c *SessionClaim, epoch uint64, events *[]ClaimEvent) Result 
 	}
 	*events = append(*events, ClaimEvent{
 		ClientID: c.ClientID, Epoch: epoch, Node: c.Node, Boot: c.Boot,
-		PrevNode: res.PrevOwner, PrevBoot: res.PrevBoot, PrevEpoch: res.PrevEpoch,
+		PrevNode: res.PrevOwner, PrevBoot: res.PrevBoot, PrevEpoch: res.PrevEpoch, Resumed: res.SessionPresent,
 	})
 	return res
 }
