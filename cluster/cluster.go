@@ -755,17 +755,27 @@ func (c *Cluster) reconcile(members []Member) {
 // markDown, on the leader, marks the sessions of a node that gossip reports
 // dead or gone disconnected with their owner down (fsm.NodeDown), once per
 // boot of that node: the leader's housekeeping then publishes their wills
-// and expires them, and their clients may resume them elsewhere.
+// and expires them, and their clients may resume them elsewhere. A node
+// declared dead that is alive again in the same boot (a partition, a long
+// pause) gets NodeUp, so that it can claim sessions again.
 func (c *Cluster) markDown(members []Member) {
 	for _, m := range members {
-		if m.Name == c.id || m.MetaErr != nil || (m.State != MemberDead && m.State != MemberLeft) {
+		if m.Name == c.id || m.MetaErr != nil {
 			continue
 		}
-		if c.downDone[m.Name] == m.Meta.Boot {
-			continue
+		switch m.State {
+		case MemberDead, MemberLeft:
+			if c.downDone[m.Name] == m.Meta.Boot || c.node.fsm.BootDown(m.Name, m.Meta.Boot) {
+				continue
+			}
+			c.downDone[m.Name] = m.Meta.Boot
+			c.node.markNodeDown(m.Name, m.Meta.Boot)
+		case MemberAlive:
+			if c.node.fsm.BootDown(m.Name, m.Meta.Boot) {
+				delete(c.downDone, m.Name)
+				c.node.markNodeUp(m.Name, m.Meta.Boot)
+			}
 		}
-		c.downDone[m.Name] = m.Meta.Boot
-		c.node.markNodeDown(m.Name, m.Meta.Boot)
 	}
 }
 

@@ -314,8 +314,18 @@ func (n *Node) markNodeDown(node string, boot uint64) {
 			n.log.Warn("could not mark a lost node's sessions down", "node", node, "err", err)
 			return
 		}
-		if r.Count > 0 {
-			n.log.Info("sessions of a lost node marked disconnected", "node", node, "sessions", r.Count)
+		n.log.Info("node lost: its boot fenced, its sessions marked disconnected", "node", node, "sessions", r.Count)
+	})
+}
+
+// markNodeUp proposes that node's boot, declared dead, is alive again.
+func (n *Node) markNodeUp(node string, boot uint64) {
+	n.prop.Propose(&fsm.NodeUp{Node: node, Boot: boot}, func(r fsm.Result, err error) {
+		switch {
+		case err != nil:
+			n.log.Warn("could not lift a node's fence", "node", node, "err", err)
+		case r.Code == fsm.CodeOK:
+			n.log.Info("node declared dead is back: its claims are accepted again", "node", node)
 		}
 	})
 }

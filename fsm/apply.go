@@ -44,6 +44,8 @@ func (t *txn) applyBatch(index uint64, b *Batch, events *[]ClaimEvent) []Result 
 			res[i] = t.nodeDown(c)
 		case *WillDone:
 			res[i] = t.willDone(c)
+		case *NodeUp:
+			res[i] = t.nodeUp(c)
 		default:
 			panic("BUG: fsm: unhandled command type")
 		}
@@ -225,6 +227,18 @@ func (t *txn) retainedDelete(c *RetainedDelete) Result {
 		return Result{Code: CodeStale} // replaced since the sweep looked
 	}
 	t.deleteRetained(old)
+	return Result{}
+}
+
+// nodeUp lifts the fence of a boot NodeDown declared dead; NotFound when it
+// is not fenced.
+func (t *txn) nodeUp(c *NodeUp) Result {
+	k := bootKey{c.Node, c.Boot}
+	if e := t.boots[k]; e == nil || !e.down {
+		return Result{Code: CodeNotFound}
+	}
+	e := t.editBoot(k)
+	e.down, e.downAt = false, 0
 	return Result{}
 }
 

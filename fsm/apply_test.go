@@ -313,6 +313,27 @@ func TestWills(t *testing.T) {
 	if r := a.one(&NodeDown{Node: "n2", Boot: 2, At: t0 + 9000}); r.Count != 0 {
 		t.Fatalf("repeated NodeDown: %+v", r)
 	}
+	// The boot comes back (it was not dead): NodeUp lifts the fence, and
+	// the sessions stay as NodeDown left them.
+	if !a.f.BootDown("n2", 2) {
+		t.Fatal("BootDown false for a fenced boot")
+	}
+	if r := a.one(&NodeUp{Node: "n2", Boot: 2}); r.Code != CodeOK {
+		t.Fatalf("NodeUp: %v", r.Code)
+	}
+	if a.f.BootDown("n2", 2) {
+		t.Fatal("BootDown true after NodeUp")
+	}
+	if r := a.one(&NodeUp{Node: "n2", Boot: 2}); r.Code != CodeNotFound {
+		t.Fatalf("NodeUp of a live boot: %v, want NotFound", r.Code)
+	}
+	if r := a.one(&SessionClaim{ClientID: "late", Node: "n2", Boot: 2, Now: t0}); r.Code != CodeOK {
+		t.Fatalf("claim of a revived boot: %v", r.Code)
+	}
+	res = a.batch(&Batch{Node: "n2", Boot: 2, Seq: 2, Ops: []Command{&RetainedSet{Topic: "t", Payload: []byte("x"), Now: t0}}})
+	if res[0].Code != CodeOK {
+		t.Fatalf("batch from a revived boot: %v", res[0].Code)
+	}
 }
 
 func TestRetainedSetDelete(t *testing.T) {

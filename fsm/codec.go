@@ -305,6 +305,16 @@ func (c *NodeDown) appendBody(dst []byte) []byte {
 	return binary.AppendVarint(dst, c.At)
 }
 
+func (c *NodeUp) appendBody(dst []byte) []byte {
+	dst = appendString(dst, c.Node)
+	return binary.AppendUvarint(dst, c.Boot)
+}
+
+func (c *NodeUp) decodeBody(r *reader) {
+	c.Node = r.string("node")
+	c.Boot = r.uvarint("boot")
+}
+
 func (c *NodeDown) decodeBody(r *reader) {
 	c.Node = r.string("node")
 	c.Boot = r.uvarint("boot")

@@ -16,6 +16,7 @@ const (
 	OpRetainedDelete      Op = 8
 	OpNodeDown            Op = 9
 	OpWillDone            Op = 10
+	OpNodeUp              Op = 11
 )
 
 var opNames = [...]string{
@@ -29,6 +30,7 @@ var opNames = [...]string{
 	OpRetainedDelete:      "RetainedDelete",
 	OpNodeDown:            "NodeDown",
 	OpWillDone:            "WillDone",
+	OpNodeUp:              "NodeUp",
 }
 
 // String returns the op's name. Safe for concurrent use.
@@ -180,6 +182,20 @@ func (*RetainedDelete) Op() Op { return OpRetainedDelete }
 // Op implements Command. Safe for concurrent use.
 func (*NodeDown) Op() Op { return OpNodeDown }
 
+// NodeUp lifts NodeDown's fence from Node/Boot: the node was declared dead
+// (a partition, a long pause) and is back in the same process, so its
+// batches apply again. The sessions NodeDown disconnected stay as NodeDown
+// left them (owner down, wills handed to the leader); the node's later
+// claims and ops are accepted. Proposed by the leader when gossip sees the
+// boot alive again.
+type NodeUp struct {
+	Node string
+	Boot uint64
+}
+
+// Op implements Command.
+func (*NodeUp) Op() Op { return OpNodeUp }
+
 // Op implements Command. Safe for concurrent use.
 func (*WillDone) Op() Op { return OpWillDone }
 
@@ -206,6 +222,8 @@ func newCommand(op Op) Command {
 		return &NodeDown{}
 	case OpWillDone:
 		return &WillDone{}
+	case OpNodeUp:
+		return &NodeUp{}
 	}
 	return nil
 }

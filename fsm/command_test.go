@@ -23,6 +23,7 @@ func allOps() []Command {
 		&RetainedDelete{Topic: "x/y", ExpiredBy: 1700000060000},
 		&NodeDown{Node: "n2", Boot: 99, At: 1700000002000},
 		&WillDone{ClientID: "c1", Epoch: 8},
+		&NodeUp{Node: "n2", Boot: 99},
 	}
 }
 

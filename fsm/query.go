@@ -13,6 +13,13 @@ func (f *FSM) Session(clientID string) (Session, bool) {
 	return *s, true
 }
 
+// BootDown reports whether NodeDown fenced node's boot (and no NodeUp lifted
+// it). Safe for concurrent use.
+func (f *FSM) BootDown(node string, boot uint64) bool {
+	e := f.st.Load().boots[bootKey{node, boot}]
+	return e != nil && e.down
+}
+
 // Retained returns the retained message of topic, expired or not.
 // Safe for concurrent use.
 func (f *FSM) Retained(topic string) (Retained, bool) {

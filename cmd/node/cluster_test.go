@@ -1042,3 +1042,44 @@ func TestClusterLeaveRejoinGrow(t *testing.T) {
 		t.Fatal("no cluster-wide client count")
 	}
 }
+
+// TestClusterPausedNodeRecovers stops a node (SIGSTOP) until the others
+// declare it dead, then resumes it: it must serve claims again (the leader
+// lifts the fence NodeDown put on its boot), and route as before.
+func TestClusterPausedNodeRecovers(t *testing.T) {
+	nodes := startCluster(t, 3)
+	n1, n3 := nodes[0], nodes[2]
+	watch, _ := dial5(t, n1.Addr, "watch", nil)
+	watch.sub(t, paho.SubscribeOptions{Topic: "paused/#", QoS: 1})
+	if err := n3.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	// Until the leader has fenced n3's boot.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(nodes[0].Log.String()+nodes[1].Log.String(), "node lost: its boot fenced") {
+		if time.Now().After(deadline) {
+			t.Fatal("n3 never declared lost")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := n3.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	persist := &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(60))}
+	deadline = time.Now().Add(30 * time.Second)
+	var c *v5c
+	for c == nil {
+		cc, ca, err := tryDial5(n3.Addr, "after-pause", &paho.Connect{CleanStart: true, KeepAlive: 30, Properties: persist})
+		if err == nil {
+			c = cc
+			t.Cleanup(func() { cc.conn.Close() })
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("n3 refuses claims after it came back: %v %+v", err, ca)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	pubc, _ := dial5(t, n3.Addr, "pub-after-pause", nil)
+	routed(t, pubc, watch, "paused/x", 20*time.Second)
+}
