@@ -72,6 +72,18 @@ bench-compare: build peers
 	./$(BIN)/bench-compare -bin $(BIN) $(if $(QUICK),-quick,-doc docs/benchmarks.md) \
 	  -make-command 'make bench-compare$(if $(QUICK), QUICK=1)'
 
+## bench-cluster: issue 11's cluster rows (cross-node fan-in, fan-out over three
+## nodes, route convergence of 100,000 subscriptions, takeover of 10,000
+## sessions): three FlockMQ nodes on loopback, each as `make run` starts it plus
+## the cluster flags, beside a single node as `make run` starts it, never at the
+## same time (bench/README.md), written to docs/benchmarks.md ("Cluster (three
+## nodes on loopback)"); QUICK=1 is a short smoke run that leaves the docs alone.
+.PHONY: bench-cluster
+bench-cluster: build
+	$(GO) build -o $(BIN)/bench-compare ./bench/cmd/bench-compare
+	./$(BIN)/bench-compare -cluster -bin $(BIN) $(if $(QUICK),-quick,-doc docs/benchmarks.md) \
+	  -make-command 'make bench-cluster$(if $(QUICK), QUICK=1)'
+
 ## bench-maxconn: issue 5's row "as many idle connections as one process may open":
 ## one broker on CPU 1 (GOMAXPROCS=1, -loops 1) holds MAXCONN connections, each
 ## subscribed, from one flockmq-bench on CPU 0, which then publishes to 1,000 of

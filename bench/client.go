@@ -37,6 +37,7 @@ type client struct {
 
 	// Subscriber.
 	subs      []codec.Subscription
+	subAcks   int // SUBACKs outstanding
 	subStart  int64
 	readyAt   int64
 	tracker   *Tracker
@@ -113,8 +114,7 @@ func (c *client) handle(pk *codec.Packet, out []byte, now int64) ([]byte, bool) 
 		if len(c.subs) > 0 {
 			c.state = stateSubscribing
 			c.subStart = now
-			sp := codec.SubscribePacket{PacketID: 1, Subscriptions: c.subs}
-			return codec.AppendSubscribe(out, &sp, v), true
+			return c.appendSubscribes(out), true
 		}
 		c.becomeReady(now)
 	case codec.Suback:
@@ -128,7 +128,9 @@ func (c *client) handle(pk *codec.Packet, out []byte, now int64) ([]byte, bool) 
 				return out, false
 			}
 		}
-		c.becomeReady(now)
+		if c.subAcks--; c.subAcks == 0 {
+			c.becomeReady(now)
+		}
 	case codec.Publish:
 		return c.onPublish(&pk.Publish, out, now)
 	case codec.Puback:
@@ -154,6 +156,23 @@ func (c *client) handle(pk *codec.Packet, out []byte, now int64) ([]byte, bool) 
 		return out, c.protocolError("unexpected " + pk.Type.String())
 	}
 	return out, true
+}
+
+// subBatch is the most subscriptions one SUBSCRIBE carries; a client with
+// more sends several at once and is ready at the last SUBACK.
+const subBatch = 100
+
+// appendSubscribes encodes the client's SUBSCRIBE packets, packet ids 1, 2,
+// ..., and counts the SUBACKs due.
+func (c *client) appendSubscribes(out []byte) []byte {
+	v := c.r.cfg.Version
+	c.subAcks = 0
+	for i := 0; i < len(c.subs); i += subBatch {
+		c.subAcks++
+		sp := codec.SubscribePacket{PacketID: uint16(c.subAcks), Subscriptions: c.subs[i:min(i+subBatch, len(c.subs))]}
+		out = codec.AppendSubscribe(out, &sp, v)
+	}
+	return out
 }
 
 func (c *client) protocolError(msg string) bool {
@@ -209,6 +228,12 @@ func (c *client) onPublish(p *codec.PublishPacket, out []byte, now int64) ([]byt
 	}
 	if h.Run != c.r.runID && !c.r.anyRun {
 		l.st.stale.Add(1) // a previous run's message
+		return out, true
+	}
+	if h.Publisher&probeBit != 0 { // a route probe, outside the sequence checks
+		if pr := c.r.prober.Load(); pr != nil {
+			pr.observe(c.idx, h, p.Topic, now)
+		}
 		return out, true
 	}
 	l.st.recv.Add(1)

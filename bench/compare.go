@@ -85,6 +85,7 @@ var compareFigures = []struct {
 	{"duplicated", false, func(s *Summary) float64 { return float64(s.Seq.Duplicated) }},
 	{"reordered", false, func(s *Summary) float64 { return float64(s.Seq.Reordered) }},
 	{"connect_per_s", true, func(s *Summary) float64 { return s.Conn.Rate }},
+	{"connack_p50_us", false, func(s *Summary) float64 { return s.Conn.Connack.P50 }},
 	{"connack_p99_us", false, func(s *Summary) float64 { return s.Conn.Connack.P99 }},
 	{"conn_failed", false, func(s *Summary) float64 { return float64(s.Conn.Failed) }},
 	{"session_present", true, func(s *Summary) float64 { return float64(s.Conn.SessionPresent) }},
@@ -93,6 +94,12 @@ var compareFigures = []struct {
 			return 0
 		}
 		return s.Retained.TimeToAll.P99
+	}},
+	{"routes_s", false, func(s *Summary) float64 {
+		if s.RouteWait == nil {
+			return 0
+		}
+		return s.RouteWait.Seconds
 	}},
 	{"broker_rss_per_conn_kb", false, func(s *Summary) float64 { return s.Conn.RSSPerConnKB }},
 	{"tool_cpu_cores", false, func(s *Summary) float64 { return s.CPU.Cores }},

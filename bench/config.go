@@ -15,8 +15,15 @@ import (
 // Config describes one scenario run. Build it with DefaultConfig and
 // ParseFlags; a Config is read-only once a run starts.
 type Config struct {
-	Scenario string   // conn, pub, sub, fanin, fanout, pairs, latency, storm, retained
+	Scenario string   // conn, pub, sub, fanin, fanout, pairs, latency, storm, retained, routes, takeover
 	Hosts    []string // host:port, clients are spread over them round-robin
+	// Role hosts, each nil unless its flag is given (see pubHost, subHost,
+	// reconnectHost): publishers (and route probes), subscribers (and
+	// sessions), and takeover's second node.
+	PubHosts       []string
+	SubHosts       []string
+	ReconnectHosts []string
+
 	Version  codec.Version
 	QoS      byte
 	Size     int     // payload bytes, at least HeaderSize
@@ -26,7 +33,7 @@ type Config struct {
 	Filter   string  // subscription filter template (%i client index, %p subscriber index)
 
 	Clients       int // the scenario's main count, see the usage text
-	Topics        int // retained: number of retained topics
+	Topics        int // retained: number of retained topics; routes: subscriptions per connection
 	ClientPrefix  string
 	Username      string
 	Password      string
@@ -44,7 +51,8 @@ type Config struct {
 	ConnTimeout   time.Duration // whole connect phase
 	PID           int           // broker PID, for RSS from /proc
 	NoCleanup     bool          // storm/retained: leave sessions and retained messages behind
-	Probe         int           // conn: after the hold, one message to this many random connections
+	Probe         int           // conn: after the hold, one message to this many random connections; routes: random topics probed
+	ProbeEvery    time.Duration // routes, takeover and multi-node flows: period of route probes
 
 	Interval time.Duration // progress line period; 0 disables it
 	Progress io.Writer     // where progress lines go (stderr in the binary)
@@ -70,12 +78,13 @@ func DefaultConfig() Config {
 		Drain:        5 * time.Second,
 		Tick:         time.Millisecond,
 		ConnTimeout:  60 * time.Second,
+		ProbeEvery:   50 * time.Millisecond,
 		Interval:     time.Second,
 	}
 }
 
 // Scenarios lists the scenario names in usage order.
-var Scenarios = []string{"conn", "pub", "sub", "fanin", "fanout", "pairs", "latency", "storm", "retained"}
+var Scenarios = []string{"conn", "pub", "sub", "fanin", "fanout", "pairs", "latency", "storm", "retained", "routes", "takeover"}
 
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("bench: invalid configuration")
@@ -115,10 +124,16 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: --keepalive out of range", ErrConfig)
 	case c.Probe < 0:
 		return fmt.Errorf("%w: --probe must not be negative", ErrConfig)
-	case c.Probe > 0 && c.Scenario != "conn":
-		return fmt.Errorf("%w: --probe belongs to the conn scenario", ErrConfig)
-	case c.Probe > c.Clients:
+	case c.Probe > 0 && c.Scenario != "conn" && c.Scenario != "routes":
+		return fmt.Errorf("%w: --probe belongs to the conn and routes scenarios", ErrConfig)
+	case c.Probe > c.Clients && c.Scenario == "conn":
 		return fmt.Errorf("%w: --probe %d exceeds -c %d", ErrConfig, c.Probe, c.Clients)
+	case c.ProbeEvery <= 0:
+		return fmt.Errorf("%w: --probe-every must be positive", ErrConfig)
+	case c.Topics < 1:
+		return fmt.Errorf("%w: --topics must be at least 1", ErrConfig)
+	case len(c.ReconnectHosts) > 0 && c.Scenario != "takeover":
+		return fmt.Errorf("%w: --reconnect-host belongs to the takeover scenario", ErrConfig)
 	}
 	if c.Topic == "" {
 		c.Topic = defaultTopic(c.Scenario)
@@ -129,7 +144,7 @@ func (c *Config) Validate() error {
 	if c.Filter == "" {
 		c.Filter = defaultFilter(c.Scenario, c.Topic)
 	}
-	if c.Scenario == "storm" {
+	if c.Scenario == "storm" || c.Scenario == "takeover" {
 		c.Clean = false
 		if c.Version == codec.V5 && c.SessionExpiry == 0 {
 			c.SessionExpiry = 300
@@ -143,8 +158,27 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%w: %q: %v", ErrConfig, tmpl, err)
 		}
 	}
-	if c.Probe > 0 {
+	switch {
+	case c.Scenario == "routes" || c.Scenario == "takeover":
+		return c.validateOwnTopics()
+	case c.Probe > 0:
 		return c.validateProbe()
+	}
+	return nil
+}
+
+// validateOwnTopics checks routes and takeover, whose --filter is a topic
+// name of each connection's own, subscribed and published to.
+func (c *Config) validateOwnTopics() error {
+	f0, _ := ExpandTemplate(c.Filter, 0, 0) // validated
+	f1, _ := ExpandTemplate(c.Filter, 1, 1)
+	switch {
+	case f0 == f1:
+		return fmt.Errorf("%w: %s needs a --filter with %%i, so that each connection has topics of its own", ErrConfig, c.Scenario)
+	case strings.ContainsAny(c.Filter, "+#"):
+		return fmt.Errorf("%w: %s publishes to --filter %q, which must not contain wildcards", ErrConfig, c.Scenario, c.Filter)
+	case c.Scenario == "takeover" && c.QoS == 0:
+		return fmt.Errorf("%w: takeover publishes to offline sessions, which keep QoS 1 and 2 messages only: give --qos 1 or 2", ErrConfig)
 	}
 	return nil
 }
@@ -176,8 +210,42 @@ func (c *Config) Connections() int {
 		n *= 2
 	case "fanin", "fanout", "retained":
 		n++
+	case "routes", "takeover":
+		n += c.roleHosts() // a prober or publisher per --pub-host
 	}
 	return n
+}
+
+// roleHosts is the number of route probers (routes) or publishers
+// (takeover): one per --pub-host, or per --host without it.
+func (c *Config) roleHosts() int {
+	if len(c.PubHosts) > 0 {
+		return len(c.PubHosts)
+	}
+	return len(c.Hosts)
+}
+
+// pubHost is the host of publisher p, client idx: --pub-host round-robin on
+// p, or without it --host round-robin on idx (as before the role flags).
+func (c *Config) pubHost(p, idx int) string { return pickHost(c.PubHosts, p, c.Hosts, idx) }
+
+// subHost is the host of subscriber (or session) i, client idx.
+func (c *Config) subHost(i, idx int) string { return pickHost(c.SubHosts, i, c.Hosts, idx) }
+
+// reconnectHost is where takeover's session i reconnects: --reconnect-host
+// round-robin, or without it where it first connected.
+func (c *Config) reconnectHost(i, idx int) string {
+	if len(c.ReconnectHosts) > 0 {
+		return c.ReconnectHosts[i%len(c.ReconnectHosts)]
+	}
+	return c.subHost(i, idx)
+}
+
+func pickHost(role []string, i int, hosts []string, idx int) string {
+	if len(role) > 0 {
+		return role[i%len(role)]
+	}
+	return hosts[idx%len(hosts)]
 }
 
 func defaultTopic(scenario string) string {
@@ -192,6 +260,8 @@ func defaultTopic(scenario string) string {
 		return "flockmq-bench/storm/%i"
 	case "conn":
 		return "flockmq-bench/conn/%i" // --probe: one topic per connection
+	case "routes", "takeover":
+		return "flockmq-bench/" + scenario + "/%i"
 	}
 	return "flockmq-bench/" + scenario + "/%p"
 }

@@ -16,10 +16,13 @@ import (
 	"github.com/flockmq/flockmq/codec"
 )
 
-// mosquitto is a broker child process for end-to-end tests.
+// mosquitto is a broker child process for end-to-end tests. addr2 is a
+// second listener of the same broker, which the role-host tests use as if
+// it were another node.
 type mosquitto struct {
-	addr string
-	pid  int
+	addr  string
+	addr2 string
+	pid   int
 }
 
 // startMosquitto runs mosquitto on a free loopback port for the test's
@@ -47,17 +50,26 @@ func startMosquitto(t *testing.T) mosquitto {
 }
 
 func tryMosquitto(t *testing.T, bin string) (mosquitto, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return mosquitto{}, err
+	var ports [2]int
+	var lns []net.Listener // held until both are picked, so that they differ
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return mosquitto{}, err
+		}
+		lns = append(lns, ln)
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
 	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
+	for _, ln := range lns {
+		_ = ln.Close()
+	}
+	port := ports[0]
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "mosquitto.conf")
 	// max_queued_messages 0: no per-client queue limit, so QoS 1/2 are never
 	// dropped by the broker's policy; set_tcp_nodelay: no Nagle delays.
-	text := fmt.Sprintf("listener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nset_tcp_nodelay true\n", port)
+	text := fmt.Sprintf("listener %d 127.0.0.1\nlistener %d 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\nset_tcp_nodelay true\n",
+		port, ports[1])
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return mosquitto{}, err
 	}
@@ -85,7 +97,7 @@ func tryMosquitto(t *testing.T, bin string) (mosquitto, error) {
 				_ = cmd.Process.Kill()
 				<-exited
 			})
-			return mosquitto{addr: addr, pid: cmd.Process.Pid}, nil
+			return mosquitto{addr: addr, addr2: fmt.Sprintf("127.0.0.1:%d", ports[1]), pid: cmd.Process.Pid}, nil
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()

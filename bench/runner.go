@@ -30,6 +30,10 @@ type Runner struct {
 	runID  uint32 // stamped into payloads
 	anyRun bool   // accept other runs' messages (the sub scenario)
 
+	// prober, while routes are probed, accounts for the probes that reach
+	// this Runner's clients. Safe for concurrent use.
+	prober atomic.Pointer[routeProber]
+
 	loopsMu sync.Mutex
 	byEL    map[gnet.EventLoop]*loopState // under loopsMu
 	loops   atomic.Pointer[[]*loopState]  // copy on write, read lock-free
@@ -95,8 +99,10 @@ func (r *Runner) allLoops() []*loopState { return *r.loops.Load() }
 // clientSpec describes a client to open.
 type clientSpec struct {
 	idx    int
+	host   string // "" = --host round-robin on idx
 	clean  bool
 	subs   []string // subscription filters
+	track  bool     // track deliveries without subscribing (a session that has its subscriptions)
 	pub    bool
 	pubIdx int
 	topics []string
@@ -112,11 +118,14 @@ func (r *Runner) newClient(s clientSpec) *client {
 	id, _ := ExpandTemplate(cfg.ClientPrefix, s.idx, s.pubIdx) // validated
 	c := &client{r: r, idx: s.idx, clean: s.clean,
 		id:   fmt.Appendf(nil, "%s-%d", id, s.idx),
-		host: cfg.Hosts[s.idx%len(cfg.Hosts)]}
+		host: s.host}
+	if c.host == "" {
+		c.host = cfg.Hosts[s.idx%len(cfg.Hosts)]
+	}
 	for _, f := range s.subs {
 		c.subs = append(c.subs, codec.Subscription{Filter: []byte(f), QoS: cfg.QoS})
 	}
-	if len(s.subs) > 0 {
+	if len(s.subs) > 0 || s.track {
 		c.tracker = NewTracker()
 		c.expect = s.expect
 	}

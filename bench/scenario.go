@@ -27,7 +27,8 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	s := &scenario{cfg: &cfg, clk: newClock(), smp: newSampler(out), cpu: startCPU(), t0: time.Now(),
 		runID: rand.Uint32()}
 	s.sum = &Summary{Scenario: cfg.Scenario, Hosts: cfg.Hosts, MQTT: cfg.Version.String(),
-		QoS: int(cfg.QoS), Size: cfg.Size, Clients: cfg.Clients, Rate: cfg.Rate}
+		QoS: int(cfg.QoS), Size: cfg.Size, Clients: cfg.Clients, Rate: cfg.Rate,
+		PubHosts: cfg.PubHosts, SubHosts: cfg.SubHosts, ReconnectHosts: cfg.ReconnectHosts}
 	var err error
 	switch cfg.Scenario {
 	case "conn":
@@ -36,6 +37,10 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 		err = s.storm(ctx)
 	case "retained":
 		err = s.retained(ctx)
+	case "routes":
+		err = s.routes(ctx)
+	case "takeover":
+		err = s.takeover(ctx)
 	default:
 		err = s.flow(ctx)
 	}
@@ -93,13 +98,20 @@ func (s *scenario) flow(ctx context.Context) error {
 	defer r.Stop(ctx)
 	var subSpecs, pubSpecs []clientSpec
 	for i := range nSubs {
-		subSpecs = append(subSpecs, clientSpec{idx: i, clean: cfg.Clean,
+		subSpecs = append(subSpecs, clientSpec{idx: i, host: cfg.subHost(i, i), clean: cfg.Clean,
 			subs: []string{s.topic(cfg.Filter, i, i)}})
 	}
 	for p := range nPubs {
 		idx := nSubs + p
-		pubSpecs = append(pubSpecs, clientSpec{idx: idx, clean: cfg.Clean, pub: true, pubIdx: p,
+		pubSpecs = append(pubSpecs, clientSpec{idx: idx, host: cfg.pubHost(p, idx), clean: cfg.Clean, pub: true, pubIdx: p,
 			topics: []string{s.topic(cfg.Topic, idx, p)}, limit: uint64(cfg.Count)})
+	}
+	expects := func(sub, pub int) bool { // subscriber sub should receive publisher pub's stream
+		switch cfg.Scenario {
+		case "pairs", "latency":
+			return sub == pub
+		}
+		return true
 	}
 	ct := time.Now()
 	subs, err := r.open(ctx, subSpecs)
@@ -109,6 +121,9 @@ func (s *scenario) flow(ctx context.Context) error {
 	pubs, err := r.open(ctx, pubSpecs)
 	s.sum.Conn.Seconds = time.Since(ct).Seconds()
 	if err != nil {
+		return err
+	}
+	if err := s.flowRoutes(ctx, r, subs, pubs, expects); err != nil {
 		return err
 	}
 	if cfg.Scenario == "sub" {
@@ -124,14 +139,46 @@ func (s *scenario) flow(ctx context.Context) error {
 	t := r.totals()
 	r.Stop(ctx)
 	s.sum.Pub.Expected = t.sent * int64(fan)
-	s.account(subs, pubs, func(sub, pub int) bool {
-		switch cfg.Scenario {
-		case "pairs", "latency":
-			return sub == pub
-		}
-		return true
-	})
+	s.account(subs, pubs, expects)
 	return nil
+}
+
+// flowRoutes, when the publishers and subscribers are not all on one host,
+// waits until every publisher's topic reaches every subscriber that expects
+// it from the publisher's node (see RouteWait), so that the publish phase
+// measures the data path rather than the spread of new routes, which the
+// routes scenario measures. Up to --conn-timeout; ErrRoutes after it.
+func (s *scenario) flowRoutes(ctx context.Context, r *Runner, subs, pubs []*client, expects func(sub, pub int) bool) error {
+	if len(subs) == 0 || len(pubs) == 0 {
+		return nil
+	}
+	hosts := map[string]bool{}
+	for _, c := range append(append([]*client(nil), subs...), pubs...) {
+		hosts[c.host] = true
+	}
+	if len(hosts) < 2 {
+		return nil
+	}
+	var targets []probeTarget
+	for pi, p := range pubs {
+		if p.failed {
+			continue
+		}
+		var want []int
+		for si, sub := range subs {
+			if expects(si, pi) && !sub.failed {
+				want = append(want, sub.idx)
+			}
+		}
+		for _, t := range p.topics {
+			if len(want) > 0 {
+				targets = append(targets, probeTarget{prober: pi, topic: t, subs: want})
+			}
+		}
+	}
+	w := s.waitRoutes(ctx, r, newRouteProber(targets), pubs, lastReady(subs), s.cfg.ConnTimeout)
+	s.sum.RouteWait = &w
+	return w.Err()
 }
 
 // account fills the correctness figures. expects says whether subscriber i

@@ -151,6 +151,23 @@ func (t *Tracker) Counts(sent func(StreamKey) (n uint64, ok bool)) SeqCounts {
 	return c
 }
 
+// StreamCounts totals stream k alone, of which sent messages were
+// published (sequence numbers 0..sent-1); a stream never seen counts them
+// all as lost.
+func (t *Tracker) StreamCounts(k StreamKey, sent uint64) SeqCounts {
+	i, ok := t.index[k]
+	if !ok {
+		return SeqCounts{Lost: sent}
+	}
+	s := &t.streams[i]
+	lost := s.lost + seqWindow - s.popcount()
+	if sent > s.next {
+		lost += sent - s.next
+	}
+	return SeqCounts{Received: s.count, Unique: s.count - s.dups - s.late, Lost: lost,
+		Duplicated: s.dups, Reordered: s.reord, Late: s.late, Streams: 1}
+}
+
 // Seen reports whether any message of stream k was received.
 func (t *Tracker) Seen(k StreamKey) bool {
 	_, ok := t.index[k]

@@ -20,6 +20,11 @@ type Summary struct {
 	Rate     float64  `json:"rate_per_client"`
 	Elapsed  float64  `json:"elapsed_s"`
 
+	// Role hosts, when given (--pub-host, --sub-host, --reconnect-host).
+	PubHosts       []string `json:"pub_hosts,omitempty"`
+	SubHosts       []string `json:"sub_hosts,omitempty"`
+	ReconnectHosts []string `json:"reconnect_hosts,omitempty"`
+
 	Conn     ConnStats      `json:"connections"`
 	Pub      PubStats       `json:"publish"`
 	Latency  Latency        `json:"latency"`     // end to end, publish to delivery
@@ -29,6 +34,12 @@ type Summary struct {
 	Probe    *ProbeStats    `json:"probe,omitempty"` // conn --probe
 	CPU      CPUStats       `json:"cpu"`
 	Errors   []string       `json:"errors,omitempty"`
+
+	// RouteWait: routes' convergence; takeover's and multi-node flows'
+	// wait for routes before publishing.
+	RouteWait *RouteWait     `json:"route_wait,omitempty"`
+	Routes    *RouteStats    `json:"routes,omitempty"`
+	Takeover  *TakeoverStats `json:"takeover,omitempty"`
 
 	Series       []Sample    `json:"series,omitempty"`
 	Distribution []DistPoint `json:"distribution,omitempty"`
@@ -121,8 +132,8 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 // WriteText prints the human summary.
 func (s *Summary) WriteText(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p("== flockmq-bench %s  hosts=%s mqtt=%s qos=%d size=%d clients=%d rate=%s  elapsed %.1fs",
-		s.Scenario, strings.Join(s.Hosts, ","), s.MQTT, s.QoS, s.Size, s.Clients, rateText(s.Rate), s.Elapsed)
+	p("== flockmq-bench %s  hosts=%s%s mqtt=%s qos=%d size=%d clients=%d rate=%s  elapsed %.1fs",
+		s.Scenario, strings.Join(s.Hosts, ","), s.roleText(), s.MQTT, s.QoS, s.Size, s.Clients, rateText(s.Rate), s.Elapsed)
 	c := s.Conn
 	p("connections  %d/%d connected, %d failed, %d dropped; %.0f conn/s over %.2fs; session present %d",
 		c.Connected, c.Attempted, c.Failed, c.Dropped, c.Rate, c.Seconds, c.SessionPresent)
@@ -135,6 +146,22 @@ func (s *Summary) WriteText(w io.Writer) {
 		p("probe        %d random connections: sent %d, received %d, lost %d, duplicated %d, misdelivered %d in %.2fs; p50 %s p99 %s max %s",
 			pr.Connections, pr.Sent, pr.Received, pr.Lost, pr.Duplicated, pr.Misdelivered, pr.Seconds,
 			micros(pr.Latency.P50), micros(pr.Latency.P99), micros(pr.Latency.Max))
+	}
+	if w := s.RouteWait; w != nil {
+		p("routes       %d of %d (publisher node, topic, subscriber) reached in %.3fs after the last SUBACK (probes every %s: %d rounds, %d probes, %d misdelivered); per pair p50 %s p99 %s",
+			w.Reached, w.Pairs, w.Seconds, micros(w.Every*1e6), w.Rounds, w.Probes, w.Misdelivered, micros(w.TimeToRoute.P50), micros(w.TimeToRoute.P99))
+	}
+	if rs := s.Routes; rs != nil {
+		p("  made       %d subscriptions on %d connections in %.2fs; %d topics sampled, probed from %s",
+			rs.Subscriptions, rs.Connections, rs.SubscribeSecs, rs.Sampled, strings.Join(rs.ProbeHosts, ","))
+		p("  verified   sent %d, received %d, lost %d, duplicated %d, misdelivered %d",
+			rs.Sent, rs.Received, rs.Lost, rs.Duplicated, rs.Misdelivered)
+	}
+	if tk := s.Takeover; tk != nil {
+		p("takeover     %d sessions subscribed in %.2fs; %d messages acked while offline in %.2fs; %d reconnected in %.2fs, session present %d",
+			tk.Sessions, tk.SubscribeSecs, tk.Published, tk.PublishSecs, tk.Reconnected, tk.ReconnectSecs, s.Conn.SessionPresent)
+		p("  received   %d of %d expected in %.2fs (%d sessions complete); lost %d, duplicated %d, reordered %d, misdelivered %d",
+			tk.Received, tk.Expected, tk.DrainSecs, tk.Complete, tk.Lost, tk.Duplicated, tk.Reordered, tk.Misdelivered)
 	}
 	if s.Pub.Sent > 0 || s.Pub.Delivered > 0 {
 		p("throughput   sent %d (%s msg/s over %.2fs)  delivered %d of %d expected (%s msg/s, drain %.2fs)  acked %d",
@@ -156,6 +183,19 @@ func (s *Summary) WriteText(w io.Writer) {
 	for _, e := range s.Errors {
 		p("error        %s", e)
 	}
+}
+
+func (s *Summary) roleText() string {
+	var b strings.Builder
+	for _, r := range []struct {
+		name  string
+		hosts []string
+	}{{"pub", s.PubHosts}, {"sub", s.SubHosts}, {"reconnect", s.ReconnectHosts}} {
+		if len(r.hosts) > 0 {
+			fmt.Fprintf(&b, " %s=%s", r.name, strings.Join(r.hosts, ","))
+		}
+	}
+	return b.String()
 }
 
 func rateText(r float64) string {

@@ -27,6 +27,12 @@ type brokerSpec struct {
 	// the broker owns from its start until it is stopped, then removed.
 	Argv func(port int, dir, data string) ([]string, error)
 	Env  []string // added to the environment
+	Port int      // MQTT listen port; 0 = a free one
+	// LogReady, when set, must also hold before the broker counts as
+	// ready: it is given the process's output so far and its address.
+	LogReady func(log []byte, addr string) bool
+	// StartLimit bounds the wait for ready (0 = 30 s).
+	StartLimit time.Duration
 }
 
 // specs returns the three brokers, each as its users run it.
@@ -142,6 +148,9 @@ type broker struct {
 	DataDir string // removed once stopped; a restart after a crash keeps it
 	IdleKB  int64  // VmRSS right after it first became ready
 
+	logReady   func(log []byte, addr string) bool
+	startLimit time.Duration
+
 	supervised chan struct{} // closed when supervise returns
 
 	mu       sync.Mutex
@@ -167,38 +176,99 @@ type proc struct {
 // startBroker starts spec, unpinned, with a fresh data directory in dir,
 // logs its stdout and stderr to logBase.log and waits until it accepts
 // connections.
-func startBroker(ctx context.Context, spec brokerSpec, dir, logBase string) (_ *broker, err error) {
-	port, err := freePort()
+func startBroker(ctx context.Context, spec brokerSpec, dir, logBase string) (*broker, error) {
+	bs, err := startBrokers(ctx, []brokerSpec{spec}, dir, []string{logBase})
 	if err != nil {
 		return nil, err
+	}
+	return bs[0], nil
+}
+
+// startBrokers starts every spec (logs to logBases[i].log) before it waits
+// for any: the nodes of a cluster only become ready together. On an error
+// every process started is stopped and every data directory removed.
+func startBrokers(ctx context.Context, specs []brokerSpec, dir string, logBases []string) (_ []*broker, err error) {
+	var bs []*broker
+	var procs []*proc
+	defer func() {
+		if err == nil {
+			return
+		}
+		for _, p := range procs {
+			_ = p.stop(5 * time.Second)
+		}
+		for _, b := range bs {
+			_ = os.RemoveAll(b.DataDir)
+		}
+	}()
+	for _, spec := range specs {
+		b, err := prepareBroker(spec, dir)
+		if err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	for i, b := range bs {
+		p, err := b.exec(logBases[i] + ".log")
+		if err != nil {
+			return nil, err
+		}
+		procs = append(procs, p)
+	}
+	for i, b := range bs {
+		if err := b.waitReady(ctx, procs[i]); err != nil {
+			return nil, err
+		}
+	}
+	for i, b := range bs {
+		b.proc = procs[i]
+		b.IdleKB = bench.ProcessRSS(b.PID())
+		go b.supervise(ctx, logBases[i])
+	}
+	return bs, nil
+}
+
+// prepareBroker picks spec's port (unless it has one) and makes its fresh
+// data directory in dir; nothing runs yet.
+func prepareBroker(spec brokerSpec, dir string) (_ *broker, err error) {
+	port := spec.Port
+	if port == 0 {
+		if port, err = freePort(); err != nil {
+			return nil, err
+		}
 	}
 	data, err := os.MkdirTemp(dir, spec.Name+"-data-")
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			_ = os.RemoveAll(data)
-		}
-	}()
 	argv, err := spec.Argv(port, dir, data)
 	if err != nil {
+		_ = os.RemoveAll(data)
 		return nil, err
 	}
-	b := &broker{Name: spec.Name, Port: port, Argv: argv, Env: spec.Env, DataDir: data,
-		supervised: make(chan struct{})}
-	p, err := b.start(ctx, logBase+".log")
-	if err != nil {
-		return nil, err
+	limit := spec.StartLimit
+	if limit == 0 {
+		limit = 30 * time.Second
 	}
-	b.proc = p
-	b.IdleKB = bench.ProcessRSS(b.PID())
-	go b.supervise(ctx, logBase)
-	return b, nil
+	return &broker{Name: spec.Name, Port: port, Argv: argv, Env: spec.Env, DataDir: data,
+		logReady: spec.LogReady, startLimit: limit, supervised: make(chan struct{})}, nil
 }
 
 // start runs one process and waits until it is ready.
 func (b *broker) start(ctx context.Context, logPath string) (*proc, error) {
+	p, err := b.exec(logPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.waitReady(ctx, p); err != nil {
+		p.stop(5 * time.Second)
+		return nil, err
+	}
+	return p, nil
+}
+
+// exec starts one process without waiting for it.
+func (b *broker) exec(logPath string) (*proc, error) {
 	logf, err := os.Create(logPath)
 	if err != nil {
 		return nil, err
@@ -221,11 +291,6 @@ func (b *broker) start(ctx context.Context, logPath string) (*proc, error) {
 		logf.Close()
 		close(p.done)
 	}()
-	// FlockMQ listens once raft has a leader, or after 15 s without one.
-	if err := b.waitReady(ctx, p, 30*time.Second); err != nil {
-		p.stop(5 * time.Second)
-		return nil, err
-	}
 	return p, nil
 }
 
@@ -285,17 +350,26 @@ func (b *broker) Crashes() []string {
 	return append([]string(nil), b.crashes...)
 }
 
-// waitReady polls until the port accepts a TCP connection, the process
-// exits, or the deadline passes.
-func (b *broker) waitReady(ctx context.Context, p *proc, limit time.Duration) error {
+// waitReady polls until the port accepts a TCP connection (and the log
+// shows LogReady's line, if the spec has one), the process exits, or the
+// start limit passes. FlockMQ listens once raft has a leader.
+func (b *broker) waitReady(ctx context.Context, p *proc) error {
+	limit := b.startLimit
 	deadline := time.Now().Add(limit)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
-		if err == nil {
-			c.Close()
-			return nil
+		logged := true
+		if b.logReady != nil {
+			out, _ := os.ReadFile(p.logPath)
+			logged = b.logReady(out, b.Addr())
+		}
+		if logged {
+			c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
+			if err == nil {
+				c.Close()
+				return nil
+			}
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not accepting on %s after %v: %s", b.Name, b.Addr(), limit, p.tail.String())

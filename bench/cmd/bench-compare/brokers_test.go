@@ -15,6 +15,9 @@ import (
 
 // TestMain doubles as a fake broker when BENCH_COMPARE_FAKE=1: it listens on
 // os.Args[1], crashes (exit 2) when a client sends "X", and exits 0 on SIGTERM.
+// With BENCH_COMPARE_FAKE_CLUSTER=DIR it is a node of a fake cluster of
+// three: it leaves a file in DIR, waits until all three have, and only then
+// listens and logs FlockMQ's serving line.
 func TestMain(m *testing.M) {
 	if os.Getenv("BENCH_COMPARE_FAKE") == "1" {
 		os.Exit(fakeBroker(os.Args[1]))
@@ -25,10 +28,26 @@ func TestMain(m *testing.M) {
 func fakeBroker(addr string) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
+	if dir := os.Getenv("BENCH_COMPARE_FAKE_CLUSTER"); dir != "" {
+		if err := os.WriteFile(filepath.Join(dir, strings.ReplaceAll(addr, ":", "_")), nil, 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		for {
+			ents, _ := os.ReadDir(dir)
+			if len(ents) >= 3 {
+				break
+			}
+			time.Sleep(10 * time.Millisecond) // a fake peer's start, polled
+		}
+	}
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	if os.Getenv("BENCH_COMPARE_FAKE_CLUSTER") != "" {
+		fmt.Printf("time=now level=INFO msg=\"flockmq serving MQTT\" listen=%s version=fake\n", addr)
 	}
 	crash := make(chan struct{})
 	go func() {

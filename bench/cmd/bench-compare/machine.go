@@ -15,7 +15,8 @@ import (
 )
 
 // gatherEnv describes the machine and the software under test; outDir is
-// where the brokers' data directories are made.
+// where the brokers' data directories are made. Without mosquittoBin
+// (-cluster) the peers are left out.
 func gatherEnv(ctx context.Context, binDir, mosquittoBin, outDir string) env {
 	e := env{Date: time.Now(), GoVersion: runtime.Version(), LoadStart: uptime(ctx)}
 	e.NProc, _ = strconv.Atoi(output(ctx, "nproc"))
@@ -28,8 +29,10 @@ func gatherEnv(ctx context.Context, binDir, mosquittoBin, outDir string) env {
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		e.Kernel = strings.TrimSpace(string(b))
 	}
-	e.Mosquitto = mosquittoVersion(output(ctx, mosquittoBin, "-h"))
-	e.Mochi = output(ctx, filepath.Join(binDir, "mochi"), "-version")
+	if mosquittoBin != "" {
+		e.Mosquitto = mosquittoVersion(output(ctx, mosquittoBin, "-h"))
+		e.Mochi = output(ctx, filepath.Join(binDir, "mochi"), "-version")
+	}
 	e.FlockMQDefaults = flagDefaults(output(ctx, filepath.Join(binDir, "flockmq"), "-h"),
 		"store", "loops", "log-level", "sys-interval", "max-inflight", "max-queued-messages", "data-dir", "raft-bind")
 	if fs := strings.Fields(output(ctx, "df", "--output=fstype", outDir)); len(fs) == 2 {

@@ -2,6 +2,8 @@
 // under flockmq-bench and writes the "Broker comparison" section of
 // docs/benchmarks.md. `make bench-compare` builds the binaries and runs it;
 // `make bench-compare QUICK=1` is a short smoke run that leaves the docs alone.
+// With -cluster (`make bench-cluster`) it runs issue 11's cluster rows
+// instead, three FlockMQ nodes against a single one (cluster.go).
 //
 // Each broker runs as its users run it: FlockMQ as `make run` starts it
 // (raft store in a fresh data directory, one event loop per CPU), Mosquitto
@@ -59,8 +61,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	mosq := fs.String("mosquitto", "", "mosquitto binary (default: from PATH or /usr/sbin)")
 	only := fs.String("rows", "", "comma-separated row ids to run (default all)")
 	makeCmd := fs.String("make-command", "", "how this run was started, for the Commands list")
+	cluster := fs.Bool("cluster", false, "issue 11's cluster rows instead: three FlockMQ nodes on loopback against a single node, "+
+		"written to the \""+clusterTitle+"\" section (out default BIN/bench-cluster.out)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *cluster {
+		return runCluster(args, *bin, *out, *doc, *quick, *rounds, *only, *makeCmd, stdout, stderr)
 	}
 	pl := fullPlan()
 	if *quick {
@@ -127,7 +134,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintln(stdout, section)
 	if *doc != "" {
-		if err := updateDoc(*doc, section); err != nil {
+		if err := updateDoc(*doc, sectionTitle, section); err != nil {
 			fmt.Fprintf(stderr, "bench-compare: %v\n", err)
 			return 1
 		}
@@ -154,14 +161,15 @@ func cleanOut(dir string) error {
 	return nil
 }
 
-// updateDoc re-reads path just before writing, so that other sections edited
-// meanwhile are kept.
-func updateDoc(path, section string) error {
+// updateDoc replaces the section headed title in path with section (or
+// appends it). It re-reads path just before writing, so that other sections
+// edited meanwhile are kept.
+func updateDoc(path, title, section string) error {
 	old, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return os.WriteFile(path, []byte(replaceSection(string(old), section)), 0o644)
+	return os.WriteFile(path, []byte(replaceSection(string(old), title, section)), 0o644)
 }
 
 func selectRows(all []row, only string) ([]row, error) {
@@ -230,7 +238,7 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 		rr.Notes = append(rr.Notes, err.Error())
 	}
 	for _, b := range brokers {
-		h.stop(&rr, b)
+		h.stop(&rr.Notes, b)
 	}
 	rr.Targets = collect(r, res, h.names, nil)
 	for i := range rr.Targets {
@@ -242,7 +250,7 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 // compare runs the tool's compare mode and saves its JSON as id.json.
 // onLine sees each line of the tool's stderr.
 func (h *harness) compare(ctx context.Context, rr *rowResult, id string, args []string, onLine func(string)) (*bench.CompareResult, error) {
-	out, err := h.tool(ctx, rr, id, args, onLine)
+	out, err := h.tool(ctx, &rr.Commands, id, args, onLine)
 	if len(out) == 0 {
 		return nil, err
 	}
@@ -294,7 +302,7 @@ func (h *harness) freshRun(ctx context.Context, rr *rowResult, r row, spec broke
 	if err != nil {
 		return nil, 0, used, err
 	}
-	defer h.stop(rr, b)
+	defer h.stop(&rr.Notes, b)
 	fmt.Fprintf(h.progress, "bench-compare: %s pid %d on %s, idle RSS %d KiB\n", b.Name, b.PID(), b.Addr(), b.IdleKB)
 	args := []string{"compare", "--target", b.Name + "=" + b.Addr(), "--rounds", "1", "--json", "--", r.Scenario}
 	args = append(args, r.Args...)
@@ -323,28 +331,28 @@ func (h *harness) freshRun(ctx context.Context, rr *rowResult, r row, spec broke
 	return res, kb, meter.Total(b.Name), err
 }
 
-// stop stops b and notes its crashes and a failed stop in rr.
-func (h *harness) stop(rr *rowResult, b *broker) {
+// stop stops b and adds its crashes and a failed stop to notes.
+func (h *harness) stop(notes *[]string, b *broker) {
 	err := b.Stop(10 * time.Second)
-	notes := b.Crashes()
-	if len(notes) > 0 {
-		notes[0] += " (restarted on the same port each time)"
+	found := b.Crashes()
+	if len(found) > 0 {
+		found[0] += " (restarted on the same port each time)"
 	}
 	if err != nil {
-		notes = append(notes, err.Error())
+		found = append(found, err.Error())
 	}
-	for _, n := range notes {
+	for _, n := range found {
 		fmt.Fprintf(h.progress, "bench-compare: %s\n", n)
 	}
-	rr.Notes = append(rr.Notes, notes...)
+	*notes = append(*notes, found...)
 }
 
-// tool runs flockmq-bench (unpinned, like the brokers), copies its stderr
-// to the progress writer and onLine (if not nil) line by line and returns its
-// stdout, also saved as id.json.
-func (h *harness) tool(ctx context.Context, rr *rowResult, id string, args []string, onLine func(string)) ([]byte, error) {
+// tool runs flockmq-bench (unpinned, like the brokers), notes its command
+// line in cmds, copies its stderr to the progress writer and onLine (if not
+// nil) line by line and returns its stdout, also saved as id.json.
+func (h *harness) tool(ctx context.Context, cmds *[]string, id string, args []string, onLine func(string)) ([]byte, error) {
 	argv := append([]string{filepath.Join(h.bin, "flockmq-bench")}, args...)
-	rr.Commands = append(rr.Commands, shellLine(nil, argv))
+	*cmds = append(*cmds, shellLine(nil, argv))
 	fmt.Fprintf(h.progress, "bench-compare: %s\n", shellLine(nil, argv))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()

@@ -373,10 +373,10 @@ func dedupe(msgs []string) []string {
 	return order
 }
 
-// replaceSection puts section in doc in place of the existing
-// sectionTitle section (up to the next "## " heading), or appends it.
-// Everything else in doc is kept byte for byte.
-func replaceSection(doc, section string) string {
+// replaceSection puts section in doc in place of the existing section
+// headed title (up to the next "## " heading), or appends it. Everything
+// else in doc is kept byte for byte.
+func replaceSection(doc, title, section string) string {
 	section = strings.TrimRight(section, "\n") + "\n"
 	lines := strings.SplitAfter(doc, "\n")
 	start, end := -1, len(lines)
@@ -390,7 +390,7 @@ func replaceSection(doc, section string) string {
 		if inFence {
 			continue
 		}
-		if start < 0 && t == sectionTitle {
+		if start < 0 && t == title {
 			start = i
 			continue
 		}

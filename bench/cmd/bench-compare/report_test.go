@@ -285,11 +285,11 @@ func TestReplaceSection(t *testing.T) {
 		{"heading in a fence is not the section", "```\n## Broker comparison\n```\n",
 			"```\n## Broker comparison\n```\n\n" + sec},
 	} {
-		if got := replaceSection(c.doc, sec); got != c.want {
+		if got := replaceSection(c.doc, sectionTitle, sec); got != c.want {
 			t.Errorf("%s:\ngot  %q\nwant %q", c.name, got, c.want)
 		}
-		once := replaceSection(c.doc, sec)
-		if twice := replaceSection(once, sec); twice != once {
+		once := replaceSection(c.doc, sectionTitle, sec)
+		if twice := replaceSection(once, sectionTitle, sec); twice != once {
 			t.Errorf("%s: not idempotent:\n%q\n%q", c.name, once, twice)
 		}
 	}
