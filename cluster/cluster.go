@@ -47,8 +47,10 @@ type Cluster struct {
 	peerLn net.Listener
 	b      *broker.Broker // set by Start
 
-	gossip *Gossip
-	peers  *PeerListener
+	// gossip and peers are set once by Start; the $SYS publisher and the
+	// broker's loops may ask before (Stats, SysTopics, Alive).
+	gossipP atomic.Pointer[Gossip]
+	peersP  atomic.Pointer[PeerListener]
 
 	mu    sync.Mutex
 	index map[string]uint32 // node name -> number; numbers are never reused
@@ -165,16 +167,17 @@ func (c *Cluster) peerAdvertise() string {
 func (c *Cluster) Start(b *broker.Broker) error {
 	c.b = b
 	c.remote.SetHook(c.remoteRoute)
-	c.peers = ServePeerLinkConfig(c.peerLn, PeerListenerConfig{Logger: c.log}, c.deliver)
 	c.inRaft.Store(c.hasRaftConfig())
 	g, err := StartGossip(GossipConfig{NodeID: c.id, BindAddr: c.cfg.BindAddr, BindPort: c.cfg.GossipPort,
 		AdvertiseAddr: c.cfg.AdvertiseAddr, Meta: c.meta(), Routes: c.routes, Remote: c.remote,
-		DeadGrace: c.cfg.DeadGrace, Fast: c.cfg.Fast, Logger: c.cfg.Logger})
+		DeadGrace: c.cfg.DeadGrace, Fast: c.cfg.Fast, Logger: c.cfg.Logger, OnAnnounce: c.sendRoutes})
 	if err != nil {
-		c.peers.Close()
+		c.peerLn.Close()
 		return err
 	}
-	c.gossip = g
+	c.gossipP.Store(g)
+	// After gossip: the peer listener's readers use it.
+	c.peersP.Store(ServePeerLinkConfig(c.peerLn, PeerListenerConfig{Logger: c.log}, c.deliver))
 	c.log.Info("cluster gossip started", "gossip", g.Addr(), "peer", c.peerAdvertise(), "raft", string(c.node.raft.Addr()))
 	c.wg.Add(2)
 	go c.joinSeeds()
@@ -183,7 +186,7 @@ func (c *Cluster) Start(b *broker.Broker) error {
 }
 
 // Gossip is the node's gossip instance (for status); nil before Start.
-func (c *Cluster) Gossip() *Gossip { return c.gossip }
+func (c *Cluster) Gossip() *Gossip { return c.gossipP.Load() }
 
 // Routes is this node's own route table.
 func (c *Cluster) Routes() *routing.LocalRoutes { return c.routes }
@@ -217,7 +220,7 @@ func (c *Cluster) joinSeeds() {
 	defer cancel()
 	// A seed that is this node answers for itself: leave it out, and go
 	// on until another node is a member.
-	self := c.gossip.Addr()
+	self := c.gossipP.Load().Addr()
 	var seeds []string
 	for _, s := range c.cfg.Join {
 		if s != self {
@@ -229,14 +232,14 @@ func (c *Cluster) joinSeeds() {
 	}
 	backoff := 200 * time.Millisecond
 	for {
-		n, err := c.gossip.JoinRetry(ctx, seeds)
+		n, err := c.gossipP.Load().JoinRetry(ctx, seeds)
 		if err != nil {
 			if ctx.Err() == nil {
 				c.log.Warn("could not join the cluster", "seeds", seeds, "err", err)
 			}
 			return
 		}
-		if len(c.gossip.Members()) > 1 {
+		if len(c.gossipP.Load().Members()) > 1 {
 			c.log.Info("joined the cluster", "seeds answered", n)
 			return
 		}
@@ -317,10 +320,10 @@ func (c *Cluster) Forward(node uint32, m *broker.Message, groups []broker.Shared
 
 // Alive implements broker.Remote: gossip sees node alive (or suspect).
 func (c *Cluster) Alive(node string) bool {
-	if c.gossip == nil {
+	if c.gossipP.Load() == nil {
 		return false
 	}
-	for _, m := range c.gossip.Members() {
+	for _, m := range c.gossipP.Load().Members() {
 		if m.Name == node {
 			return m.State == MemberAlive || m.State == MemberSuspect
 		}
@@ -370,10 +373,10 @@ func (c *Cluster) link(node uint32) *PeerLink {
 		return links[node]
 	}
 	name := c.name(node)
-	if name == "" || c.gossip == nil {
+	if name == "" || c.gossipP.Load() == nil {
 		return nil
 	}
-	for _, m := range c.gossip.Members() {
+	for _, m := range c.gossipP.Load().Members() {
 		if m.Name == name && m.MetaErr == nil && m.Meta.PeerAddr != "" && (m.State == MemberAlive || m.State == MemberSuspect) {
 			return c.openLink(node, m.Meta.PeerAddr)
 		}
@@ -405,6 +408,24 @@ func (c *Cluster) openLink(node uint32, addr string) *PeerLink {
 	c.links.Store(&next)
 	return l
 }
+
+// sendRoutes sends a route message of this node's on every open link
+// (Gossip's OnAnnounce).
+func (c *Cluster) sendRoutes(msg []byte) {
+	frame := make([]byte, 0, 1+len(msg))
+	frame = append(append(frame, frameRoutes), msg...)
+	for _, l := range *c.links.Load() {
+		if l != nil {
+			if err := l.SendAlways(frame); err != nil && !errors.Is(err, ErrPeerLinkClosed) {
+				c.log.Debug("route message not sent on a link", "err", err)
+			}
+		}
+	}
+}
+
+// frameRoutes is a peer-link frame carrying a route message of the
+// sender's (routing's delta batch or snapshot encoding).
+const frameRoutes byte = 4
 
 // Congested implements broker.Remote.
 func (c *Cluster) Congested(node uint32) bool {
@@ -443,6 +464,10 @@ func (c *Cluster) deliver(from string, frame []byte) {
 		c.mu.Unlock()
 		c.b.DeliverForwarded(m, groups, w)
 		w.Wait(c.b, c.stop) // a congested subscriber holds the sender's publishers back
+	case frameRoutes:
+		if c.gossipP.Load() != nil {
+			c.gossipP.Load().HandleRouteMessage(frame[1:])
+		}
 	case frameHandover, frameMoved:
 		kind, st, err := decodeSessionState(frame, time.Now().UnixNano())
 		if err != nil {
@@ -476,11 +501,11 @@ type ClusterStats struct {
 func (c *Cluster) Stats() ClusterStats {
 	st := ClusterStats{Links: map[string]PeerLinkStats{}, LocalRoutes: c.routes.Len(), RemoteNodes: c.remote.Len(),
 		ForwardDropped: c.fwdDropped.Load(), BadFrames: c.badFrames.Load()}
-	if c.peers != nil {
-		st.Listener = c.peers.Stats()
+	if c.peersP.Load() != nil {
+		st.Listener = c.peersP.Load().Stats()
 	}
-	if c.gossip != nil {
-		st.Members = len(c.gossip.Members())
+	if c.gossipP.Load() != nil {
+		st.Members = len(c.gossipP.Load().Members())
 	}
 	links := *c.links.Load()
 	for i, l := range links {
@@ -508,7 +533,7 @@ func (c *Cluster) maintain() {
 			return
 		case <-t.C:
 		}
-		members := c.gossip.Members()
+		members := c.gossipP.Load().Members()
 		c.syncLinks(members)
 		if c.congested.Load() {
 			still := false
@@ -590,7 +615,7 @@ func (c *Cluster) syncMeta() {
 		return
 	}
 	c.sentClients, c.sentMetaAt = clients, time.Now()
-	if err := c.gossip.SetMeta(c.meta()); err != nil {
+	if err := c.gossipP.Load().SetMeta(c.meta()); err != nil {
 		c.log.Warn("could not gossip the node's meta", "err", err)
 	}
 }
@@ -602,8 +627,8 @@ const metaEvery = 5 * time.Second
 func (c *Cluster) SysTopics() [][2]string {
 	alive, total := 0, uint64(0)
 	var states []string
-	if c.gossip != nil {
-		for _, m := range c.gossip.Members() {
+	if c.gossipP.Load() != nil {
+		for _, m := range c.gossipP.Load().Members() {
 			states = append(states, m.Name+"="+m.State.String())
 			if m.State == MemberAlive || m.State == MemberSuspect {
 				alive++
@@ -791,8 +816,8 @@ func (c *Cluster) Leave(timeout time.Duration) {
 				c.log.Info("leadership transferred")
 			}
 		}
-		if c.gossip != nil {
-			if err := c.gossip.Leave(timeout); err != nil {
+		if c.gossipP.Load() != nil {
+			if err := c.gossipP.Load().Leave(timeout); err != nil {
 				c.log.Warn("gossip leave", "err", err)
 			}
 		}
@@ -818,16 +843,16 @@ func (c *Cluster) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.stop)
 		c.wg.Wait()
-		if c.gossip != nil {
-			_ = c.gossip.Shutdown()
+		if c.gossipP.Load() != nil {
+			_ = c.gossipP.Load().Shutdown()
 		}
 		for _, l := range *c.links.Load() {
 			if l != nil {
 				l.Close()
 			}
 		}
-		if c.peers != nil {
-			c.peers.Close()
+		if c.peersP.Load() != nil {
+			c.peersP.Load().Close()
 		} else {
 			c.peerLn.Close()
 		}

@@ -158,6 +158,13 @@ type GossipConfig struct {
 	// Logger receives the gossip layer's and memberlist's lines (default
 	// slog.Default()).
 	Logger *slog.Logger
+	// OnAnnounce, when set, also gets every route message Announce makes
+	// (a delta batch, or the snapshot when the delta log no longer reaches
+	// back): the cluster sends it on its ordered, reliable peer links, so
+	// that a route reaches the nodes with a link at once and for sure;
+	// gossip remains the path to the others and the repair. It must not
+	// block; msg is not reused.
+	OnAnnounce func(msg []byte)
 }
 
 // Gossip is a running memberlist instance with this node's route gossip.
@@ -383,8 +390,12 @@ func (g *Gossip) Announce() {
 	deltas, ok := r.DeltasSince(from)
 	if !ok {
 		s := r.Snapshot()
-		g.enqueue(sendTask{msg: routing.AppendRouteSnapshot(nil, &s)})
+		msg := routing.AppendRouteSnapshot(nil, &s)
+		g.enqueue(sendTask{msg: msg})
 		g.announced = s.Version
+		if g.cfg.OnAnnounce != nil {
+			g.cfg.OnAnnounce(msg)
+		}
 		return
 	}
 	if len(deltas) == 0 {
@@ -398,6 +409,20 @@ func (g *Gossip) Announce() {
 		g.enqueue(sendTask{msg: msg})
 	}
 	g.announced = deltas[len(deltas)-1].Version
+	if g.cfg.OnAnnounce != nil {
+		g.cfg.OnAnnounce(msg)
+	}
+}
+
+// HandleRouteMessage takes a route message (a delta batch or a snapshot, as
+// Announce makes them) that came another way than gossip: the peer link.
+// Bad input is dropped. It never blocks. Safe for concurrent use.
+func (g *Gossip) HandleRouteMessage(b []byte) {
+	if len(b) == 0 || (b[0] != 0x01 && b[0] != 0x02) {
+		g.log.Debug("not a route message")
+		return
+	}
+	g.handleMsg(b)
 }
 
 // Leave tells the other nodes that this node leaves (they drop its routes at
