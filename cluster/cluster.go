@@ -395,6 +395,7 @@ func (c *Cluster) openLink(node uint32, addr string) *PeerLink {
 	}
 	lc := c.cfg.PeerLink
 	lc.Node, lc.Boot, lc.Addr, lc.Dial, lc.Logger = c.id, c.node.boot, addr, nil, c.cfg.Logger
+	lc.OnDrained = c.b.WakeHeld
 	l, err := NewPeerLink(lc)
 	if err != nil {
 		c.log.Warn("peer link not opened", "node", c.names[node], "addr", addr, "err", err)

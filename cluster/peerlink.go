@@ -44,7 +44,7 @@ import (
 // cluster layer (Cluster.Forward): QoS 0 publishes are dropped and counted;
 // QoS 1/2 publishes are never dropped: they go with SendAlways, and their
 // publishers are held (reading stops, PUBACK/PUBREC are withheld) while the
-// link is Congested, at half its bound.
+// link is Congested (CongestBytes held).
 var ErrPeerLinkFull = errors.New("cluster: peer link queue full")
 
 // ErrPeerLinkClosed is returned by PeerLink.Send after Close.
@@ -69,6 +69,15 @@ type PeerLinkConfig struct {
 	MaxQueueBytes int
 	// MaxFrameBytes bounds one frame; it must not exceed the receiver's.
 	MaxFrameBytes int
+	// CongestBytes is where the link reports Congested (at most half of
+	// MaxQueueBytes): the bytes held that are worth queueing before the
+	// publishers feeding the link are held. Lower means less latency under
+	// overload, higher rides out longer stalls of the receiver.
+	CongestBytes int
+	// OnDrained, when set, is called (on the link's ack reader, without a
+	// lock) when the bytes held fall below half of CongestBytes after the
+	// link was congested: held publishers may go on.
+	OnDrained func()
 	// BatchBytes: the writer flushes after this many bytes even when more
 	// frames are queued.
 	BatchBytes int
@@ -86,6 +95,7 @@ func DefaultPeerLinkConfig() PeerLinkConfig {
 	return PeerLinkConfig{
 		MaxQueueBytes: 8 << 20,
 		MaxFrameBytes: 16 << 20,
+		CongestBytes:  1 << 20,
 		BatchBytes:    256 << 10,
 		BackoffMin:    10 * time.Millisecond,
 		BackoffMax:    2 * time.Second,
@@ -102,6 +112,10 @@ func (c *PeerLinkConfig) setDefaults() {
 	if c.MaxFrameBytes <= 0 {
 		c.MaxFrameBytes = d.MaxFrameBytes
 	}
+	if c.CongestBytes <= 0 {
+		c.CongestBytes = d.CongestBytes
+	}
+	c.CongestBytes = min(c.CongestBytes, c.MaxQueueBytes/2)
 	if c.BatchBytes <= 0 {
 		c.BatchBytes = d.BatchBytes
 	}
@@ -170,6 +184,7 @@ type PeerLink struct {
 
 	nSent, nReplayed, nAcked, nReconnects atomic.Uint64
 	queueBytes                            atomic.Int64
+	congested                             atomic.Bool // Congested said so; OnDrained not called since
 }
 
 // NewPeerLink starts a link to cfg.Addr (or cfg.Dial). It returns at once;
@@ -205,15 +220,19 @@ func (l *PeerLink) Send(frame []byte) error { return l.send(frame, false) }
 
 // SendAlways queues a copy of frame even past MaxQueueBytes: for QoS 1/2
 // messages, which are never dropped. The caller bounds what it adds past the
-// limit: it holds its publishers while Backlog is at or past MaxQueueBytes/2
-// (see Congested). It fails only for a frame too large or a closed link.
+// limit: it holds its publishers while the link is Congested (CongestBytes
+// held, 1 MiB by default). It fails only for a frame too large or a closed link.
 // Safe for concurrent use.
 func (l *PeerLink) SendAlways(frame []byte) error { return l.send(frame, true) }
 
-// Congested reports whether the bytes held reached half of MaxQueueBytes.
-// Safe for concurrent use.
+// Congested reports whether the bytes held reached CongestBytes. Safe for
+// concurrent use.
 func (l *PeerLink) Congested() bool {
-	return l.queueBytes.Load() >= int64(l.cfg.MaxQueueBytes/2)
+	if l.queueBytes.Load() >= int64(l.cfg.CongestBytes) {
+		l.congested.Store(true)
+		return true
+	}
+	return false
 }
 
 func (l *PeerLink) send(frame []byte, always bool) error {
@@ -414,6 +433,9 @@ func (l *PeerLink) readAcks(conn net.Conn, gen uint64, acked *atomic.Bool) {
 		upto, err := decodePeerAck(buf[:])
 		if err == nil {
 			err = l.ack(gen, upto)
+		}
+		if l.cfg.OnDrained != nil && l.queueBytes.Load() < int64(l.cfg.CongestBytes/2) && l.congested.CompareAndSwap(true, false) {
+			l.cfg.OnDrained()
 		}
 		if err != nil {
 			l.log.Warn("peer link: closing connection", "err", err)

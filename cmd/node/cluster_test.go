@@ -17,6 +17,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/flockmq/flockmq/bench"
 	"github.com/flockmq/flockmq/cmd/node/nodetest"
 	"github.com/flockmq/flockmq/codec"
 )
@@ -1097,4 +1098,43 @@ func TestClusterPausedNodeRecovers(t *testing.T) {
 	}
 	pubc, _ := dial5(t, n3.Addr, "pub-after-pause", nil)
 	routed(t, pubc, watch, "paused/x", 20*time.Second)
+}
+
+// TestClusterFanInAcrossNodes: eight QoS 1 publishers on n1 at full speed,
+// their subscriber on n2. The link between the nodes fills faster than n2
+// delivers; publishers are held (the link is congested, or n2 stops reading
+// it while the subscriber's session drains), never dropped: every
+// acknowledged message arrives once and in order.
+func TestClusterFanInAcrossNodes(t *testing.T) {
+	nodes := startCluster(t, 3)
+	for _, v := range []codec.Version{codec.V311, codec.V5} {
+		t.Run(fmt.Sprintf("v%d", v), func(t *testing.T) {
+			cfg := bench.DefaultConfig()
+			cfg.Scenario = "fanin"
+			cfg.PubHosts = []string{nodes[0].Addr}
+			cfg.SubHosts = []string{nodes[1].Addr}
+			cfg.Version, cfg.QoS = v, 1
+			cfg.Clients = 8
+			cfg.Duration = 3 * time.Second
+			cfg.Drain = 20 * time.Second
+			cfg.Interval = 0
+			sum, err := bench.Run(context.Background(), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			q := sum.Seq
+			t.Logf("sent %d acked %d delivered %d; lost %d duplicated %d reordered %d",
+				sum.Pub.Sent, sum.Pub.Acked, sum.Pub.Delivered, q.Lost, q.Duplicated, q.Late)
+			if sum.Conn.Failed != 0 || sum.Conn.Dropped != 0 || len(sum.Errors) != 0 {
+				t.Fatalf("connections %+v, errors %v", sum.Conn, sum.Errors)
+			}
+			if sum.Pub.Acked < 10_000 {
+				t.Fatalf("only %d publishes acknowledged across nodes", sum.Pub.Acked)
+			}
+			if q.Lost != 0 || q.Duplicated != 0 || q.Late != 0 || sum.Pub.Delivered != sum.Pub.Acked {
+				t.Fatalf("acknowledged %d, delivered %d: lost %d duplicated %d reordered %d",
+					sum.Pub.Acked, sum.Pub.Delivered, q.Lost, q.Duplicated, q.Late)
+			}
+		})
+	}
 }
