@@ -170,23 +170,27 @@ func (w *DrainWait) Pending() bool { return len(w.s) > 0 }
 
 // Wait returns once every noted session has drained below half the
 // congestion mark (a session without a connection counts 0 once its mailbox
-// is read), or stop is closed, and forgets them. It checks every millisecond.
+// is read), or stop is closed, and forgets them. It checks after 20 µs,
+// then at doubling intervals up to 1 ms: a session drains its half mark in
+// about a millisecond at full speed, and a fixed 1 ms tick halved the
+// throughput between two nodes.
 func (w *DrainWait) Wait(b *Broker, stop <-chan struct{}) {
 	if len(w.s) == 0 {
 		return
 	}
 	low := b.congestAt() / 2
-	t := time.NewTicker(time.Millisecond)
-	defer t.Stop()
 	for _, s := range w.s {
+		pause := 20 * time.Microsecond
 		for s.backpressure() > low {
 			select {
 			case <-stop:
 				clear(w.s)
 				w.s = w.s[:0]
 				return
-			case <-t.C:
+			default:
 			}
+			time.Sleep(pause)
+			pause = min(2*pause, time.Millisecond)
 		}
 	}
 	clear(w.s)
