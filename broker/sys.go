@@ -46,6 +46,9 @@ func (b *Broker) SysTopics() [][2]string {
 	}
 	if b.remote != nil {
 		topics = append(topics, b.remote.SysTopics()...)
+		topics = append(topics,
+			[2]string{"$SYS/cluster/sessions/arrived", u(st.SessionsArrived.Load())},
+			[2]string{"$SYS/cluster/sessions/state-lost", u(st.TakeoverStateLost.Load())})
 	}
 	return topics
 }

@@ -74,7 +74,16 @@ func (l *Loop) nextMsgID() uint64 {
 // awaitsHandover reports whether a new session for res must wait for its
 // previous node's state.
 func (b *Broker) awaitsHandover(res ClaimResult, present bool) bool {
-	return b.remote != nil && present && res.PrevNode != "" && b.remote.Alive(res.PrevNode)
+	if b.remote == nil || !present || res.PrevNode == "" {
+		return false
+	}
+	if !b.remote.Alive(res.PrevNode) {
+		// Its node is gone: the subscriptions come from the registry, the
+		// messages it held are lost.
+		b.stats.TakeoverStateLost.Add(1)
+		return false
+	}
+	return true
 }
 
 // awaitHandover parks the CONNACK of c until the state of s arrives from its
