@@ -63,9 +63,12 @@ type Stats struct {
 	MessagesSent       atomic.Uint64
 	BytesReceived      atomic.Uint64
 	BytesSent          atomic.Uint64
-	PublishReceived    atomic.Uint64
-	PublishSent        atomic.Uint64
+	PublishReceived    [3]atomic.Uint64 // PUBLISH packets from clients, by QoS
+	PublishSent        [3]atomic.Uint64 // PUBLISH packets to clients, by QoS
+	PayloadReceived    [3]atomic.Uint64 // their payload bytes, by QoS
+	PayloadSent        [3]atomic.Uint64
 	DroppedQoS0        atomic.Uint64 // QoS 0 dropped for a slow consumer or full mailbox
+	DroppedQoS0Slow    atomic.Uint64 // of DroppedQoS0, those dropped because the client did not read (outbound-high-water)
 	DroppedQueueFull   atomic.Uint64 // QoS 1/2 dropped because an offline session's queue was full
 	DroppedTooLarge    atomic.Uint64 // dropped: larger than the client's Maximum Packet Size
 	DroppedExpired     atomic.Uint64 // dropped: message expiry passed while queued
@@ -91,6 +94,9 @@ type Stats struct {
 	TakeoverStateLost  atomic.Uint64 // sessions resumed without their state: the old node was dead, or silent past takeover-timeout
 	MovedMessagesLost  atomic.Uint64 // messages sent on by a session's old node that found no session here
 }
+
+// Sum returns the total of a by-QoS counter.
+func Sum(c *[3]atomic.Uint64) uint64 { return c[0].Load() + c[1].Load() + c[2].Load() }
 
 // Option configures a Broker.
 type Option func(*Broker)

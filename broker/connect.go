@@ -300,6 +300,7 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 	}
 	s.stopTimers()
 	s.client = c
+	s.attachedAt, s.detachedAt = l.now, 0
 	s.expiry = ack.expiry
 	s.will = c.pendingWill() // a new connection replaces the will [MQTT-3.1.2-7]
 	if c.ext != nil {
@@ -345,6 +346,7 @@ func (l *Loop) attach(s *Session, c *Client, present bool, ack connackInfo) {
 // end of the session or its parking until expiry.
 func (l *Loop) detach(s *Session, c *Client) {
 	s.client = nil
+	s.detachedAt = l.now
 	c.s = nil
 	l.setQueued(s) // an offline session holds nobody back
 	l.redistributeShared(s)

@@ -52,6 +52,7 @@ func (l *Loop) deliver(d delivery) {
 		}
 		if c.overHighWater() {
 			b.stats.DroppedQoS0.Add(1)
+			b.stats.DroppedQoS0Slow.Add(1)
 			if held, ok := b.abuse.dropped.allow(l.now); ok {
 				logHeld(b.log, slog.LevelInfo, held, "QoS 0 message dropped: the client is not reading fast enough",
 					"client", s.clientID, "remote", c.t.RemoteAddr(), "buffered", c.t.OutboundBuffered())
@@ -198,7 +199,8 @@ func (c *Client) writePublish(d *delivery, id uint16, dup bool) {
 	}
 	ob := c.outBuf()
 	ob.b = codec.AppendPublish(ob.b, p, c.version)
-	l.b.stats.PublishSent.Add(1)
+	l.b.stats.PublishSent[p.QoS%3].Add(1)
+	l.b.stats.PayloadSent[p.QoS%3].Add(uint64(len(p.Payload)))
 	l.b.stats.MessagesSent.Add(1)
 	l.markDirty(c)
 }

@@ -9,7 +9,8 @@ import (
 func (c *Client) handlePublish(p *codec.PublishPacket) {
 	l := c.l
 	b := l.b
-	b.stats.PublishReceived.Add(1)
+	b.stats.PublishReceived[p.QoS%3].Add(1)
+	b.stats.PayloadReceived[p.QoS%3].Add(uint64(len(p.Payload)))
 	if c.version == codec.V5 {
 		if len(p.Props.SubscriptionIDs) > 0 {
 			c.protocolError(codec.ProtocolError) // [MQTT-3.3.4-6]

@@ -24,6 +24,8 @@ type Session struct {
 	will   *Will
 
 	expiry     uint32 // session expiry interval, seconds; 0xFFFFFFFF never
+	attachedAt int64  // unix nanoseconds of the last connection's attach, for the admin views
+	detachedAt int64  // unix nanoseconds of its end, 0 while attached
 	nextID     uint16
 	ended      bool
 	backlogged bool // in the loop's backlog list

@@ -171,6 +171,10 @@ func hasWildcard(f []byte) bool {
 	return false
 }
 
+// TopicMatch reports whether topic matches filter (without a $share/
+// prefix), as a subscription does.
+func TopicMatch(filter, topic string) bool { return topicMatch([]byte(filter), []byte(topic)) }
+
 // topicMatch reports whether topic matches filter: '+' is one level, '#' the
 // rest (including the parent level), and topics starting with '$' are not
 // matched by a leading wildcard [MQTT-4.7.2-1].

@@ -64,6 +64,8 @@ type Cluster struct {
 	congested   atomic.Bool       // some link was congested at the last check
 	downDone    map[string]uint64 // node -> boot already marked down; maintenance goroutine only
 	sentClients uint64            // client count last gossiped; maintenance goroutine only
+	removedMu   sync.Mutex
+	removed     map[string]uint64 // node -> boot the operator removed from raft (Remove with force)
 	sentMetaAt  time.Time         // maintenance goroutine only
 	bootSeen    []string          // bootstrap candidates at the last check; maintenance goroutine only
 
@@ -106,6 +108,9 @@ type ClusterConfig struct {
 	Fast bool
 	// Version is the software version gossiped in the node's meta.
 	Version string
+	// AdminAddr is the host:port of the node's admin endpoint, gossiped so
+	// that any node's admin API can reach the others ("" = none).
+	AdminAddr string
 	// Logger receives the cluster's lines (default: the node's).
 	Logger *slog.Logger
 }
@@ -195,7 +200,7 @@ func (c *Cluster) Routes() *routing.LocalRoutes { return c.routes }
 func (c *Cluster) RemoteRoutes() *routing.RemoteRoutes { return c.remote }
 
 func (c *Cluster) meta() NodeMeta {
-	m := NodeMeta{RaftAddr: string(c.node.raft.Addr()), PeerAddr: c.peerAdvertise(), Boot: c.node.boot,
+	m := NodeMeta{RaftAddr: string(c.node.raft.Addr()), PeerAddr: c.peerAdvertise(), Boot: c.node.boot, AdminAddr: c.cfg.AdminAddr,
 		Version: c.cfg.Version, InRaft: c.inRaft.Load()}
 	if c.b != nil {
 		m.Clients = uint64(max(0, c.b.Stats().ClientsConnected.Load()))
@@ -722,6 +727,7 @@ func (c *Cluster) bootstrap(members []Member) {
 // member that came back elsewhere, and promotes live non-voters while voters
 // are short. It never removes a server: that is the operator's decision.
 func (c *Cluster) reconcile(members []Member) {
+	c.forgetRemoved(members)
 	f := c.node.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
@@ -747,6 +753,9 @@ func (c *Cluster) reconcile(members []Member) {
 	}
 	for _, m := range members {
 		if m.State != MemberAlive || m.MetaErr != nil || m.Meta.RaftAddr == "" || m.Name == c.id {
+			continue
+		}
+		if c.wasRemoved(m.Name, m.Meta.Boot) {
 			continue
 		}
 		s, known := inConfig[m.Name]
@@ -862,3 +871,56 @@ func (c *Cluster) Close() error {
 }
 
 var _ broker.Remote = (*Cluster)(nil)
+
+// Remove takes node out of raft, the operator's call (leader only). A node
+// that gossip reports alive is refused unless force is set: a live node
+// should leave by itself (SIGTERM), or it would be added back at once. With
+// force it is kept out until it starts again (a new boot), on this leader.
+// Safe for concurrent use.
+func (c *Cluster) Remove(node string, force bool) error {
+	var boot uint64
+	if g := c.gossipP.Load(); g != nil {
+		for _, m := range g.Members() {
+			if m.Name == node && m.State == MemberAlive {
+				if !force {
+					return fmt.Errorf("%w: %s is alive; stop it, or force the removal", ErrNodeAlive, node)
+				}
+				boot = m.Meta.Boot
+			}
+		}
+	}
+	if err := c.node.Remove(node); err != nil {
+		return err
+	}
+	if boot != 0 {
+		c.removedMu.Lock()
+		if c.removed == nil {
+			c.removed = map[string]uint64{}
+		}
+		c.removed[node] = boot
+		c.removedMu.Unlock()
+	}
+	return nil
+}
+
+// ErrNodeAlive is returned by Remove for a live node without force.
+var ErrNodeAlive = errors.New("cluster: node is alive")
+
+// wasRemoved reports whether the operator removed node in this boot.
+func (c *Cluster) wasRemoved(node string, boot uint64) bool {
+	c.removedMu.Lock()
+	defer c.removedMu.Unlock()
+	b, ok := c.removed[node]
+	return ok && b == boot
+}
+
+// forgetRemoved drops the removals of nodes that started again.
+func (c *Cluster) forgetRemoved(members []Member) {
+	c.removedMu.Lock()
+	defer c.removedMu.Unlock()
+	for _, m := range members {
+		if b, ok := c.removed[m.Name]; ok && m.Meta.Boot != b && m.Meta.Boot != 0 {
+			delete(c.removed, m.Name)
+		}
+	}
+}

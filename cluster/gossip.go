@@ -198,6 +198,7 @@ type Gossip struct {
 
 	// sendDrops counts reliable sends dropped on a full queue.
 	sendDrops atomic.Uint64
+	pullsSent atomic.Uint64 // route table pulls: a gap or an unknown node was seen
 }
 
 // memberEntry is one member. Gossip.mu must be held.
@@ -371,6 +372,12 @@ func (g *Gossip) Members() []Member {
 // SendDrops returns how many reliable sends were dropped on a full send
 // queue. Safe for concurrent use.
 func (g *Gossip) SendDrops() uint64 { return g.sendDrops.Load() }
+
+// Pulls returns how many route table pulls this node sent: each is a gap in
+// a node's deltas or a node whose table it did not have, so a count that
+// keeps rising means the route tables are slow to converge. Safe for
+// concurrent use.
+func (g *Gossip) Pulls() uint64 { return g.pullsSent.Load() }
 
 // Announce hands the route changes made since the last call to the other
 // nodes: a small delta batch by gossip, a big one or a snapshot by
@@ -656,6 +663,7 @@ func (g *Gossip) requestPull(node string) {
 	}
 	g.pulls[node] = now
 	g.mu.Unlock()
+	g.pullsSent.Add(1)
 	g.enqueue(sendTask{to: node, msg: appendPull(nil, g.id)})
 }
 

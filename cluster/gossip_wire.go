@@ -56,12 +56,14 @@ type NodeMeta struct {
 	// Clients is the number of clients connected to the node, refreshed
 	// every few seconds, for cluster-wide counts.
 	Clients uint64
+	// AdminAddr is the node's admin endpoint, host:port ("" = none).
+	AdminAddr string
 }
 
 // EncodeNodeMeta returns the encoding of m; it fails when a string is longer
 // than 255 bytes or the whole exceeds memberlist.MetaMaxSize.
 func EncodeNodeMeta(m NodeMeta) ([]byte, error) {
-	for _, s := range []string{m.RaftAddr, m.PeerAddr, m.Version} {
+	for _, s := range []string{m.RaftAddr, m.PeerAddr, m.Version, m.AdminAddr} {
 		if len(s) > maxMetaString {
 			return nil, &gossipWireError{msg: "node meta: string too long"}
 		}
@@ -77,6 +79,7 @@ func EncodeNodeMeta(m NodeMeta) ([]byte, error) {
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, m.Clients)
+	b = appendGossipString(b, m.AdminAddr)
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, &gossipWireError{msg: "node meta: too long"}
 	}
@@ -104,6 +107,7 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 	}
 	m.InRaft = flags&metaInRaft != 0
 	m.Clients = r.uvarint()
+	m.AdminAddr = r.str(maxMetaString)
 	r.end()
 	if r.err != nil {
 		return NodeMeta{}, r.err

@@ -415,3 +415,10 @@ func (n *Node) Close() error {
 	})
 	return err
 }
+
+// Proposer is the node's proposer (its batch and latency metrics).
+func (n *Node) Proposer() *Proposer { return n.prop }
+
+// Boot is the node's boot id: the unix nanoseconds of its start, or one more
+// than the previous boot's when the clock went back.
+func (n *Node) Boot() uint64 { return n.boot }

@@ -67,6 +67,11 @@ type Proposer struct {
 	closed  bool
 
 	rejected atomic.Uint64 // ops failed with ErrBacklog
+
+	// Metrics: the ops in each batch, and the time from submitting a batch
+	// to its results (nanoseconds), commit and apply on the leader included.
+	batchOps     *Histogram
+	applyLatency *Histogram
 }
 
 type pendingOp struct {
@@ -92,7 +97,9 @@ func NewProposer(r *Raft, cfg ProposerConfig) *Proposer {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	p := &Proposer{r: r, cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	p := &Proposer{r: r, cfg: cfg, kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		batchOps:     newHistogram(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536),
+		applyLatency: newHistogram(250e3, 500e3, 1e6, 2.5e6, 5e6, 10e6, 25e6, 50e6, 100e6, 250e6, 500e6, 1e9, 2.5e9, 5e9)}
 	r.SetForwardHandler(p.serveForward)
 	go p.run()
 	return p
@@ -135,6 +142,13 @@ func (p *Proposer) Propose(cmd fsm.Command, done func(fsm.Result, error)) {
 // Rejected is the number of ops that failed with ErrBacklog. Safe for
 // concurrent use.
 func (p *Proposer) Rejected() uint64 { return p.rejected.Load() }
+
+// BatchOps is the histogram of ops per batch proposed.
+func (p *Proposer) BatchOps() *Histogram { return p.batchOps }
+
+// ApplyLatency is the histogram of the nanoseconds from proposing a batch
+// to its results.
+func (p *Proposer) ApplyLatency() *Histogram { return p.applyLatency }
 
 // Close stops the proposer; ops still queued fail with ErrUnavailable.
 func (p *Proposer) Close() {
@@ -207,7 +221,10 @@ func (p *Proposer) submit(ops []pendingOp) {
 		b.Ops[i] = op.cmd
 	}
 	data := fsm.EncodeBatch(&b)
+	p.batchOps.Observe(uint64(len(ops)))
+	start := time.Now()
 	res, err := p.apply(data)
+	p.applyLatency.Observe(uint64(time.Since(start)))
 	if err == nil && len(res) != len(ops) {
 		err = fmt.Errorf("cluster: %d results for %d ops", len(res), len(ops))
 	}

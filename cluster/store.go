@@ -114,6 +114,20 @@ func (s *Store) Ended(clientID string, epoch uint64) {
 	s.p.Propose(&fsm.SessionRelease{ClientID: clientID, Epoch: epoch}, s.logFailure("session release", clientID))
 }
 
+// Release ends the registry entry of clientID at epoch and waits for the
+// result: the operator's removal of a session no node holds in memory (its
+// node is down, or it was never restored). Safe for concurrent use.
+func (s *Store) Release(clientID string, epoch uint64) error {
+	errc := make(chan error, 1)
+	s.p.Propose(&fsm.SessionRelease{ClientID: clientID, Epoch: epoch}, func(r fsm.Result, err error) {
+		if err == nil && r.Code != fsm.CodeOK {
+			err = codeError("session release", r.Code)
+		}
+		errc <- err
+	})
+	return <-errc
+}
+
 func (s *Store) logFailure(what, clientID string) func(fsm.Result, error) {
 	return func(r fsm.Result, err error) {
 		if err != nil {

@@ -12,3 +12,11 @@ func (f *FSM) SessionsOfNodeAnyBoot(node string) []Session {
 	})
 	return out
 }
+
+// SessionsWithPrefix calls fn with each session whose client id starts with
+// prefix, in client id order, until fn returns false. fn gets a copy of the
+// entry (Will and Subscriptions shared, read-only) from one consistent state.
+func (f *FSM) SessionsWithPrefix(prefix string, fn func(Session) bool) {
+	st := f.st.Load()
+	walkPrefix(st.sessions, prefix, func(_ string, s *Session) bool { return fn(*s) })
+}
