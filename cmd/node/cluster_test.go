@@ -35,15 +35,18 @@ type clusterNode struct {
 }
 
 // freePort returns a loopback port free for TCP and UDP at the time of the
-// call (gossip uses both).
+// call (gossip uses both). It is drawn below the kernel's ephemeral range
+// (32768 and up on Linux): the nodes bind their raft and peer ports with port
+// 0, and a port the kernel handed out here and took back could be handed to
+// one of them before the node it was meant for binds it.
 func freePort(t *testing.T) int {
 	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
-			t.Fatal(err)
+			continue
 		}
-		port := ln.Addr().(*net.TCPAddr).Port
 		ln.Close()
 		pc, err := net.ListenPacket("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {

@@ -18,20 +18,25 @@ import (
 
 // nodeConfig is everything a node is started with.
 type nodeConfig struct {
-	Listen        string
-	Loops         int
-	LogLevel      string
-	Store         string
-	DataDir       string
-	NodeID        string
-	RaftBind      string
-	RaftAdvertise string
-	RaftPeers     string
-	Bootstrap     bool
-	Expect        int
-	PprofListen   string
-	PartialBytes  int // eventloop.Options.MaxPartialPacketBytes
-	Broker        broker.Config
+	Listen         string
+	Loops          int
+	LogLevel       string
+	Store          string
+	DataDir        string
+	NodeID         string
+	RaftBind       string
+	RaftAdvertise  string
+	RaftPeers      string
+	Bootstrap      bool
+	Expect         int
+	PprofListen    string
+	LogFormat      string
+	AdminListen    string
+	AdminToken     string
+	AdminTokenFile string
+	AdminPprof     bool
+	PartialBytes   int // eventloop.Options.MaxPartialPacketBytes
+	Broker         broker.Config
 
 	// Cluster (issue 11); see clustered. With ClusterBind set, loadConfig
 	// derives RaftBind and RaftAdvertise from it and RaftPort.
@@ -168,6 +173,11 @@ func options() []option {
 	add("join", "gossip seeds, host[:port],... (port default 7946); needs cluster-bind", joinOpt())
 	add("dead-node-grace", "how long a crashed node's subscription routes are kept", durOpt(func(c *nodeConfig) *time.Duration { return &c.DeadGrace }))
 	add("netsplit-clean-sessions", "without a raft majority, still accept clean sessions (expiry 0) with a local-only claim; persistent ones get 0x88 / 0x03", boolOpt(func(c *nodeConfig) *bool { return &c.NetsplitCleanSessions }))
+	add("log-format", "text or json", strOpt(func(c *nodeConfig) *string { return &c.LogFormat }))
+	add("admin-listen", "admin HTTP endpoint: health, metrics, REST API, dashboard (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.AdminListen }))
+	add("admin-token", "bearer token the admin API asks for (empty: the API answers loopback clients only)", strOpt(func(c *nodeConfig) *string { return &c.AdminToken }))
+	add("admin-token-file", "file holding the admin token (instead of admin-token)", strOpt(func(c *nodeConfig) *string { return &c.AdminTokenFile }))
+	add("admin-pprof", "also serve Go's profiler under /debug/pprof/ on the admin endpoint", boolOpt(func(c *nodeConfig) *bool { return &c.AdminPprof }))
 	add("pprof-listen", "address of the Go profiler's HTTP endpoint, /debug/pprof/ (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.PprofListen }))
 	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
@@ -194,7 +204,7 @@ func options() []option {
 }
 
 func defaultNodeConfig() nodeConfig {
-	return nodeConfig{Listen: ":1883", LogLevel: "info", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true,
+	return nodeConfig{Listen: ":1883", LogLevel: "info", LogFormat: "text", AdminListen: ":8080", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true,
 		PartialBytes: eventloop.DefaultMaxPartialPacketBytes, Broker: broker.DefaultConfig(),
 		GossipPort: defaultGossipPort, RaftPort: 7300, PeerPort: 7400, DeadGrace: cluster.DefaultDeadGrace}
 }
@@ -264,6 +274,9 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 		if _, _, err := net.SplitHostPort(cfg.PprofListen); err != nil {
 			return cfg, fmt.Errorf("pprof listen address %q: %w", cfg.PprofListen, err)
 		}
+	}
+	if err := checkAdmin(&cfg); err != nil {
+		return cfg, err
 	}
 	if err := checkCluster(&cfg, explicit); err != nil {
 		return cfg, err
@@ -361,6 +374,35 @@ func checkCluster(cfg *nodeConfig, explicit map[string]bool) error {
 			return fmt.Errorf("raft-port 0 picks a free port, which cluster-advertise %q cannot tell other nodes; set a fixed raft-port", cfg.ClusterAdvertise)
 		}
 		cfg.RaftAdvertise = net.JoinHostPort(cfg.ClusterAdvertise, strconv.Itoa(cfg.RaftPort))
+	}
+	return nil
+}
+
+// checkAdmin checks the admin and log options and reads the token file.
+func checkAdmin(cfg *nodeConfig) error {
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		return fmt.Errorf("log-format %q is not text or json", cfg.LogFormat)
+	}
+	if cfg.AdminListen != "" {
+		if _, _, err := net.SplitHostPort(cfg.AdminListen); err != nil {
+			return fmt.Errorf("admin listen address %q: %w", cfg.AdminListen, err)
+		}
+	}
+	if cfg.AdminTokenFile != "" {
+		if cfg.AdminToken != "" {
+			return fmt.Errorf("admin-token and admin-token-file are both set; give one")
+		}
+		b, err := os.ReadFile(cfg.AdminTokenFile)
+		if err != nil {
+			return fmt.Errorf("admin token file: %w", err)
+		}
+		cfg.AdminToken = strings.TrimSpace(string(b))
+		if cfg.AdminToken == "" {
+			return fmt.Errorf("admin token file %s is empty", cfg.AdminTokenFile)
+		}
+	}
+	if strings.ContainsAny(cfg.AdminToken, " \t\r\n") {
+		return fmt.Errorf("admin token must not contain blanks")
 	}
 	return nil
 }

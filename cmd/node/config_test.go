@@ -88,6 +88,11 @@ var validValues = map[string]string{
 	"join":                     "10.0.0.1:7946,node-b:8946,[fd00::3]:7946",
 	"dead-node-grace":          "1m0s",
 	"netsplit-clean-sessions":  "true",
+	"log-format":               "json",
+	"admin-listen":             "127.0.0.1:9090",
+	"admin-token":              "s3cret",
+	"admin-token-file":         "testdata/admin-token",
+	"admin-pprof":              "true",
 }
 
 // companions are the other options an option in validValues needs to be
@@ -268,6 +273,12 @@ var badInputs = []struct {
 	{name: "dead node grace 0", args: []string{"-dead-node-grace", "0s"}, want: "dead-node-grace 0s must be positive"},
 	{name: "dead node grace negative", file: "dead-node-grace = -5s\n", want: "dead-node-grace -5s must be positive"},
 	{name: "dead node grace not a duration", args: []string{"-dead-node-grace", "30"}, want: `flag -dead-node-grace: not a duration like 10s: "30"`},
+	{name: "log format unknown", args: []string{"-log-format", "xml"}, want: `log-format "xml" is not text or json`},
+	{name: "admin listen without port", args: []string{"-admin-listen", "localhost"}, want: `admin listen address "localhost"`},
+	{name: "admin token file missing", args: []string{"-admin-token-file", "testdata/none"}, want: "admin token file: open testdata/none"},
+	{name: "admin token and file", args: []string{"-admin-token", "a", "-admin-token-file", "testdata/admin-token"}, want: "admin-token and admin-token-file are both set"},
+	{name: "admin token with a blank", env: []string{"FLOCKMQ_ADMIN_TOKEN", "a b"}, want: "admin token must not contain blanks"},
+	{name: "admin pprof not a bool", args: []string{"-admin-pprof", "yes please"}, want: `flag -admin-pprof: not true or false`},
 	{name: "netsplit clean sessions not a bool", env: []string{"FLOCKMQ_NETSPLIT_CLEAN_SESSIONS", "sometimes"}, want: `environment FLOCKMQ_NETSPLIT_CLEAN_SESSIONS: not true or false: "sometimes"`},
 }
 
@@ -428,5 +439,14 @@ func TestConfigCluster(t *testing.T) {
 	}
 	if cfg.Join != nil || cfg.clustered() {
 		t.Errorf("empty join: %q, clustered %v", cfg.Join, cfg.clustered())
+	}
+}
+
+// TestConfigAdminTokenFile: the token is the file's content, trimmed.
+func TestConfigAdminTokenFile(t *testing.T) {
+	var stderr bytes.Buffer
+	cfg, err := loadConfig([]string{"-admin-token-file", "testdata/admin-token"}, envOf(), &stderr)
+	if err != nil || cfg.AdminToken != "from-file" {
+		t.Fatalf("token %q, err %v", cfg.AdminToken, err)
 	}
 }

@@ -8,17 +8,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/flockmq/flockmq/admin"
 	"github.com/flockmq/flockmq/broker"
 	"github.com/flockmq/flockmq/cluster"
 	"github.com/flockmq/flockmq/eventloop"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "ctl" {
+		os.Exit(runCtl(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
@@ -38,7 +44,23 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flockmq: log level %q is not debug, info, warn or error\n", cfg.LogLevel)
 		return 2
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
+	if cfg.LogFormat == "json" {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
+
+	// The admin listener is bound first: its port is gossiped to the other
+	// nodes, and a port taken is a start-up failure like any other.
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		adminLn, err = net.Listen("tcp", cfg.AdminListen)
+		if err != nil {
+			fmt.Fprintf(stderr, "flockmq: admin listen on %s: %v\n", cfg.AdminListen, err)
+			return 1
+		}
+		defer adminLn.Close()
+	}
 
 	opts := []broker.Option{broker.WithLogger(log)}
 	var node *cluster.Node
@@ -67,7 +89,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 			cl, err = cluster.NewCluster(cluster.ClusterConfig{Node: node, BindAddr: cfg.ClusterBind,
 				AdvertiseAddr: cfg.ClusterAdvertise, GossipPort: cfg.GossipPort, PeerPort: cfg.PeerPort,
 				Join: cfg.Join, BootstrapExpect: gossipExpect, DeadGrace: cfg.DeadGrace,
-				Version: broker.Version, Logger: log})
+				Version: broker.Version, AdminAddr: adminAdvertise(adminLn, cfg), Logger: log})
 			if err != nil {
 				fmt.Fprintf(stderr, "flockmq: %v\n", err)
 				return 1
@@ -97,6 +119,19 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 			return 1
 		}
 	}
+	// The admin endpoint serves from here on: /healthz answers while raft
+	// waits for a leader, and /readyz says why the node is not ready.
+	var serving atomic.Bool // the MQTT listener is up and no signal came
+	if adminLn != nil {
+		adm, err := admin.New(admin.Config{Token: cfg.AdminToken, Pprof: cfg.AdminPprof, Logger: log},
+			admin.Node{Broker: b, Raft: node, Cluster: cl, Serving: serving.Load})
+		if err != nil {
+			fmt.Fprintf(stderr, "flockmq: %v\n", err)
+			return 1
+		}
+		adm.Serve(adminLn)
+		defer adm.Close()
+	}
 	if node != nil {
 		if err := node.WaitReady(15 * time.Second); err != nil {
 			// Serve anyway: without a leader, sessions that need the registry
@@ -120,8 +155,10 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		return 1
 	}
 	log.Info("flockmq serving MQTT", "listen", srv.Addr().String(), "version", broker.Version)
+	serving.Store(true)
 
 	s := <-sig
+	serving.Store(false)
 	log.Info("shutting down", "signal", s.String())
 	if cl != nil {
 		// Leave first: leadership moves on and the other nodes drop this
@@ -140,4 +177,21 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// adminAdvertise is the admin address gossiped to the other nodes: the bound
+// port on the bound host, or on the cluster's address when the admin
+// endpoint listens on every interface.
+func adminAdvertise(ln net.Listener, cfg nodeConfig) string {
+	if ln == nil {
+		return ""
+	}
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = cfg.ClusterAdvertise
+		if host == "" {
+			host = cfg.ClusterBind
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

@@ -41,7 +41,8 @@ type brokerSpec struct {
 // (raft store, one event loop per CPU, log level info, $SYS on). Only the
 // listen address, the data directory (fresh per broker, where `make run`
 // uses ./data) and the raft address (a free loopback port, where the default
-// 127.0.0.1:7300 could clash with a node someone else runs) differ.
+// 127.0.0.1:7300 could clash with a node someone else runs) differ, and the
+// admin endpoint, still on, takes a free loopback port rather than :8080.
 // Mosquitto runs with Debian's packaged configuration, see mosquittoConf;
 // mochi as bench/peers/mochi builds it (default options, allow-all auth).
 func specs(binDir, mosquittoBin string) []brokerSpec {
@@ -55,7 +56,7 @@ func specs(binDir, mosquittoBin string) []brokerSpec {
 				return nil, err
 			}
 			return []string{filepath.Join(binDir, "flockmq"), "-listen", loopback(port),
-				"-data-dir", data, "-raft-bind", loopback(raft)}, nil
+				"-data-dir", data, "-raft-bind", loopback(raft), "-admin-listen", "127.0.0.1:0"}, nil
 		}},
 		{Name: "mosquitto", Argv: func(port int, dir, data string) ([]string, error) {
 			if err := mosquittoOwn(data); err != nil {

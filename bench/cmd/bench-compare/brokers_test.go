@@ -179,7 +179,7 @@ func TestSpecsRunDefaults(t *testing.T) {
 		if s.Name != "flockmq" {
 			continue
 		}
-		if len(argv) != 7 || argv[0] != "bin/flockmq" || argv[1] != "-listen" || argv[2] != "127.0.0.1:1883" ||
+		if len(argv) != 9 || argv[7] != "-admin-listen" || argv[8] != "127.0.0.1:0" || argv[0] != "bin/flockmq" || argv[1] != "-listen" || argv[2] != "127.0.0.1:1883" ||
 			argv[3] != "-data-dir" || argv[4] != filepath.Join(dir, "data") ||
 			argv[5] != "-raft-bind" || !strings.HasPrefix(argv[6], "127.0.0.1:") || argv[6] == "127.0.0.1:1883" {
 			t.Errorf("flockmq argv = %q", argv)

@@ -190,7 +190,7 @@ func clusterSpecs(binDir string, startup time.Duration) ([]brokerSpec, error) {
 				return []string{filepath.Join(binDir, "flockmq"), "-node-id", name, "-listen", loopback(port),
 					"-data-dir", data, "-cluster-bind", "127.0.0.1", "-gossip-port", strconv.Itoa(gossip),
 					"-raft-port", strconv.Itoa(raft), "-peer-port", strconv.Itoa(peer), "-join", join,
-					"-bootstrap-expect", strconv.Itoa(clusterNodes)}, nil
+					"-bootstrap-expect", strconv.Itoa(clusterNodes), "-admin-listen", "127.0.0.1:0"}, nil
 			}}
 	}
 	return specs, nil

@@ -82,7 +82,7 @@ func TestClusterSpecs(t *testing.T) {
 			flags[argv[j]] = argv[j+1]
 		}
 		name := "n" + string(rune('1'+i))
-		if argv[0] != "bin/flockmq" || len(argv) != 19 || s.Name != name || flags["-node-id"] != name ||
+		if argv[0] != "bin/flockmq" || len(argv) != 21 || flags["-admin-listen"] != "127.0.0.1:0" || s.Name != name || flags["-node-id"] != name ||
 			flags["-listen"] != loopback(s.Port) || flags["-data-dir"] != "DATA" || flags["-cluster-bind"] != "127.0.0.1" ||
 			flags["-bootstrap-expect"] != "3" {
 			t.Fatalf("%s argv %q", s.Name, argv)
@@ -104,7 +104,7 @@ func TestClusterSpecs(t *testing.T) {
 	}
 	single := singleSpec("bin")
 	argv, err := single.Argv(1883, "", "DATA")
-	if err != nil || single.Name != "single" || single.LogReady == nil || len(argv) != 7 || argv[1] != "-listen" {
+	if err != nil || single.Name != "single" || single.LogReady == nil || len(argv) != 9 || argv[1] != "-listen" {
 		t.Fatalf("single %q %v", argv, err)
 	}
 }

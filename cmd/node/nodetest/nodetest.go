@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -88,6 +89,11 @@ func (l *LogBuffer) String() string {
 func Exec(t testing.TB, bin string, args ...string) *Process {
 	t.Helper()
 	p := &Process{Log: &LogBuffer{}, Done: make(chan struct{}), Started: time.Now()}
+	if !slices.Contains(args, "-admin-listen") {
+		// Many nodes run at once: the admin endpoint takes a free port
+		// (AdminAddr) rather than the default :8080.
+		args = append(args, "-admin-listen", "127.0.0.1:0")
+	}
 	p.Cmd = exec.Command(bin, args...)
 	p.Cmd.Stdout = p.Log
 	p.Cmd.Stderr = p.Log
@@ -135,6 +141,29 @@ func Start(t testing.TB, bin string, args ...string) *Process {
 	}
 	t.Fatal("flockmq did not start in three attempts")
 	return nil
+}
+
+// AdminAddr returns the address the admin endpoint logged it serves on,
+// waiting for the line up to timeout; "" if it did not come.
+func (p *Process) AdminAddr(timeout time.Duration) string {
+	deadline := time.Now().Add(timeout)
+	for {
+		log := p.Log.String()
+		if i := strings.Index(log, `msg="admin endpoint serving" listen=`); i >= 0 {
+			rest := log[i+len(`msg="admin endpoint serving" listen=`):]
+			if j := strings.IndexAny(rest, " \n"); j >= 0 {
+				return rest[:j]
+			}
+		}
+		if time.Now().After(deadline) {
+			return ""
+		}
+		select {
+		case <-p.Done:
+			return ""
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // WaitServing polls until the process has logged that it serves MQTT on
