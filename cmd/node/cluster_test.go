@@ -616,13 +616,17 @@ func TestClusterSessionTakeover(t *testing.T) {
 	m2.held = append(rest, m2.held...)
 	// The inbound QoS 2 state came along: PUBREL 77 completes.
 	m2.ack(codec.Pubrel, 77)
-	// Then the queue and what was published during the move, each once and
-	// in order per topic.
-	next := map[string]int{"c": 0, "e": 0}
-	for next["c"] < 10 || next["e"] < 100 {
+	// Then the queue, in order, and what was published during the move,
+	// each once: a message that reached only the old node (the publisher's
+	// node had not learnt the new route yet) comes on through the stub, and
+	// may come after a later one that took the direct path (docs/cluster.md).
+	next := map[string]int{"c": 0}
+	gotE := map[string]int{}
+	reordered := 0
+	for next["c"] < 10 || len(gotE) < 100 {
 		pk := m2.next(10 * time.Second)
 		if pk == nil {
-			t.Fatalf("after the move got c0..c%d and e0..e%d, then nothing", next["c"]-1, next["e"]-1)
+			t.Fatalf("after the move got c0..c%d and %d of the 100 e messages, then nothing", next["c"]-1, len(gotE))
 		}
 		switch pk.Type {
 		case codec.Pubcomp:
@@ -638,14 +642,25 @@ func TestClusterSessionTakeover(t *testing.T) {
 			t.Fatalf("unexpected %s", pkString(pk))
 		}
 		p := pk.Publish
-		key := string(p.Payload[:1])
-		if want := key + strconv.Itoa(next[key]); string(p.Payload) != want {
-			t.Fatalf("got %q, want %s (each message once, in order)", p.Payload, want)
+		if key := string(p.Payload[:1]); key == "c" {
+			if want := key + strconv.Itoa(next[key]); string(p.Payload) != want {
+				t.Fatalf("got %q, want %s (the queue once, in order)", p.Payload, want)
+			}
+			next[key]++
+		} else {
+			if gotE[string(p.Payload)]++; gotE[string(p.Payload)] > 1 {
+				t.Fatalf("%q twice", p.Payload)
+			}
+			if string(p.Payload) != "e"+strconv.Itoa(len(gotE)-1) {
+				reordered++
+			}
 		}
-		next[key]++
 		if p.QoS == 1 {
 			m2.ack(codec.Puback, p.PacketID)
 		}
+	}
+	if reordered > 0 {
+		t.Logf("%d of the messages published during the move came out of order", reordered)
 	}
 	wg.Wait()
 	pub.pub(t, &paho.Publish{Topic: "mv/a", QoS: 1, Payload: []byte("d0")})
