@@ -26,6 +26,9 @@ type Broker struct {
 	authz Authorizer
 	eauth EnhancedAuthenticator
 
+	aauthz AccessAuthorizer   // authz, when it is one
+	asyncn AsyncAuthenticator // authn, when it is one
+
 	remote  Remote                   // nil on a node outside a cluster
 	msgBase uint64                   // random base of message IDs (takeover.go)
 	early   map[string]*SessionState // handovers before their claim's result; mu held
@@ -79,6 +82,10 @@ type Stats struct {
 	SessionsTakenOver  atomic.Uint64
 	SessionsExpired    atomic.Uint64
 	AuthFailures       atomic.Uint64
+	PublishDenied      atomic.Uint64 // PUBLISH packets and wills the ACL refused
+	SubscribeDenied    atomic.Uint64 // subscription filters the ACL refused
+	ReadDenied         atomic.Uint64 // retained messages a new subscription was not allowed to read
+	AuthExpired        atomic.Uint64 // connections closed when their credentials expired
 	StoreFailures      atomic.Uint64
 	SharedRedelivered  atomic.Uint64
 	PublisherPauses    atomic.Uint64 // publishers paused by flow control
@@ -140,6 +147,8 @@ func New(cfg Config, opts ...Option) (*Broker, error) {
 	if b.store == nil {
 		b.store = NewMemoryStore()
 	}
+	b.aauthz, _ = b.authz.(AccessAuthorizer)
+	b.asyncn, _ = b.authn.(AsyncAuthenticator)
 	strategy := routing.ShareRoundRobin
 	switch cfg.SharedStrategy {
 	case "random":
@@ -260,6 +269,14 @@ func (b *Broker) assignClientID() string {
 // AllowedToPublish asks the ACL hook whether clientID may publish to topic;
 // wills published on another node's behalf pass through it too. Safe for
 // concurrent use.
-func (b *Broker) AllowedToPublish(clientID string, topic []byte) bool {
-	return b.authz.CanPublish(clientID, nil, topic)
+func (b *Broker) AllowedToPublish(clientID string, username []byte, topic []byte) bool {
+	return b.allowPublish(Access{ClientID: clientID, Username: username, Anonymous: len(username) == 0}, topic)
+}
+
+// allowPublish asks the ACL hook about a publish by a.
+func (b *Broker) allowPublish(a Access, topic []byte) bool {
+	if b.aauthz != nil {
+		return b.aauthz.AllowPublish(a, topic)
+	}
+	return b.authz.CanPublish(a.ClientID, a.Username, topic)
 }

@@ -82,6 +82,7 @@ type Client struct {
 type clientExt struct {
 	aliasMax   uint16 // the client's Topic Alias Maximum
 	username   []byte
+	ident      *Identity // what authentication said, nil for the CONNECT's user name
 	aliasOut   map[string]uint16
 	aliasIn    map[uint16][]byte
 	authMethod []byte
@@ -165,12 +166,34 @@ func (c *Client) x() *clientExt {
 	return c.ext
 }
 
-// user is the user name of the CONNECT, nil if none.
+// user is the user name the ACL sees: the identity's, else the CONNECT's;
+// nil if none.
 func (c *Client) user() []byte {
 	if c.ext == nil {
 		return nil
 	}
+	if id := c.ext.ident; id != nil && id.Username != nil {
+		return id.Username
+	}
 	return c.ext.username
+}
+
+// access is the connection as the authorizer sees it.
+func (c *Client) access() Access {
+	a := Access{ClientID: c.clientID(), Username: c.user()}
+	if c.ext != nil && c.ext.ident != nil {
+		a.Anonymous, a.Claims = c.ext.ident.Anonymous, c.ext.ident.Claims
+	}
+	return a
+}
+
+// allowPublish asks the ACL hook whether c may publish to topic.
+func (c *Client) allowPublish(topic []byte) bool {
+	b := c.l.b
+	if b.aauthz != nil {
+		return b.aauthz.AllowPublish(c.access(), topic)
+	}
+	return b.authz.CanPublish(c.clientID(), c.user(), topic)
 }
 
 // authMethod is the v5 Authentication Method of the CONNECT, nil if none.

@@ -117,7 +117,28 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 			return
 		}
 	} else if _, allowAll := b.authn.(AllowAll); !allowAll {
-		info := ConnectInfo{ClientID: id, Username: cp.Username, Password: cp.Password, RemoteAddr: c.t.RemoteAddr(), Version: cp.Version}
+		info := ConnectInfo{ClientID: id, Username: cp.Username, Password: cp.Password, RemoteAddr: c.t.RemoteAddr(),
+			Version: cp.Version, Transport: "tcp"}
+		if ct, ok := c.t.(CertTransport); ok {
+			info.PeerCert, info.Transport = ct.PeerCertificate(), ct.Kind()
+		}
+		if a := b.asyncn; a != nil {
+			// The CONNECT waits; its bytes are the read buffer's, so the
+			// callee gets copies.
+			info.Username = append([]byte(nil), cp.Username...)
+			info.Password = append([]byte(nil), cp.Password...)
+			c.state = stateConnecting
+			cleanStart := cp.CleanStart
+			l := c.l
+			a.AuthenticateAsync(&info, func(rc codec.ReasonCode, ident *Identity) {
+				l.exec(func() {
+					l.now = time.Now().UnixNano()
+					c.authenticated(rc, ident, cleanStart, ack)
+					l.Flush()
+				})
+			})
+			return
+		}
 		if rc := b.authn.Authenticate(&info); rc != codec.Success {
 			b.stats.AuthFailures.Add(1)
 			c.refuse(rc)
@@ -125,6 +146,53 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 		}
 	}
 	c.claim(cp.CleanStart, ack)
+}
+
+// authenticated goes on with a CONNECT once an AsyncAuthenticator decided.
+// Loop goroutine only.
+func (c *Client) authenticated(rc codec.ReasonCode, ident *Identity, cleanStart bool, ack connackInfo) {
+	if c.closed {
+		return
+	}
+	b := c.l.b
+	if rc != codec.Success {
+		b.stats.AuthFailures.Add(1)
+		c.refuse(rc)
+		return
+	}
+	if ident != nil {
+		c.x().ident = ident
+		if ident.ExpiresAt > 0 {
+			c.expireAt(ident.ExpiresAt)
+		}
+	}
+	c.claim(cleanStart, ack)
+}
+
+// expireAt closes the connection at at (unix nanoseconds), when its
+// credentials expire: v5 clients get DISCONNECT 0x87 with a reason string.
+func (c *Client) expireAt(at int64) {
+	l := c.l
+	time.AfterFunc(time.Duration(at-time.Now().UnixNano()), func() {
+		l.exec(func() {
+			if c.closed {
+				return
+			}
+			l.now = time.Now().UnixNano()
+			l.b.stats.AuthExpired.Add(1)
+			l.b.log.Info("connection closed: its credentials expired", "client", c.clientID(), "remote", c.t.RemoteAddr())
+			if c.version == codec.V5 && c.state == stateConnected {
+				var d codec.DisconnectPacket
+				d.Reason = codec.NotAuthorized
+				d.Props.ReasonString = []byte("credentials expired")
+				d.Props.Set(codec.PropReasonString)
+				ob := c.outBuf()
+				ob.b = codec.AppendDisconnect(ob.b, &d, codec.V5)
+			}
+			c.abort()
+			l.Flush()
+		})
+	})
 }
 
 // connackInfo carries what the CONNACK will say while the claim is in flight.
@@ -146,6 +214,10 @@ func (c *Client) claim(cleanStart bool, ack connackInfo) {
 	c.state = stateConnecting
 	ack.cleanStart = cleanStart
 	l := c.l
+	if w := c.pendingWill(); w != nil {
+		w.Owner = c.access()
+		w.Owner.ClientID = ack.clientID
+	}
 	req := ClaimRequest{ClientID: ack.clientID, CleanStart: cleanStart, Expiry: ack.expiry, ProtocolVersion: byte(c.version), Will: c.pendingWill()}
 	inline := true
 	l.b.store.Claim(req, func(res ClaimResult, err error) {

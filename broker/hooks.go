@@ -1,15 +1,81 @@
 package broker
 
-import "github.com/flockmq/flockmq/codec"
+import (
+	"crypto/x509"
+
+	"github.com/flockmq/flockmq/codec"
+)
 
 // ConnectInfo describes a connecting client to the authentication hook. Its
-// byte fields are valid only during the call.
+// byte fields are valid only during the call (AsyncAuthenticator gets a copy
+// it owns).
 type ConnectInfo struct {
 	ClientID   string
 	Username   []byte
 	Password   []byte
 	RemoteAddr string
 	Version    codec.Version
+	// PeerCert is the client certificate the TLS handshake verified (mTLS),
+	// nil on plain TCP or without one.
+	PeerCert *x509.Certificate
+	// Transport names the listener: "tcp", "tls", "ws" or "wss".
+	Transport string
+}
+
+// CertTransport is a Transport with a verified client certificate (a TLS
+// listener with client authentication).
+type CertTransport interface {
+	Transport
+	// PeerCertificate is the verified client certificate, nil if none.
+	PeerCertificate() *x509.Certificate
+	// Kind names the listener: "tls", "ws" or "wss".
+	Kind() string
+}
+
+// Identity is who authentication found a connection to be. The broker keeps
+// it for the connection's life and hands it to an AccessAuthorizer.
+type Identity struct {
+	// Username, when not nil, replaces the CONNECT's user name for
+	// authorization (an mTLS certificate's name, a JWT's subject).
+	Username []byte
+	// Anonymous marks a connection accepted without credentials.
+	Anonymous bool
+	// ExpiresAt (unix nanoseconds, 0 = never) closes the connection when
+	// reached, as a JWT's exp: v5 clients get DISCONNECT 0x87 with a reason
+	// string.
+	ExpiresAt int64
+	// Claims is the authenticator's own data for the authorizer (a JWT's
+	// topic lists).
+	Claims any
+}
+
+// AsyncAuthenticator is an Authenticator that may take its time (an HTTP
+// service): the broker holds the CONNECT, and done, called once from any
+// goroutine, lets it go on. info is the callee's to keep. A nil Identity
+// means the CONNECT's user name, not anonymous.
+type AsyncAuthenticator interface {
+	Authenticator
+	AuthenticateAsync(info *ConnectInfo, done func(rc codec.ReasonCode, id *Identity))
+}
+
+// Access is what an AccessAuthorizer knows of a connection (or of the
+// connection that set a will).
+type Access struct {
+	ClientID  string
+	Username  []byte
+	Anonymous bool
+	Claims    any
+}
+
+// AccessAuthorizer is an Authorizer that also sees the connection's
+// identity, and checks each retained message a new subscription would get
+// (AllowRead). Called on event loops; safe for concurrent use; must not
+// block.
+type AccessAuthorizer interface {
+	Authorizer
+	AllowPublish(a Access, topic []byte) bool
+	AllowSubscribe(a Access, filter []byte) bool
+	AllowRead(a Access, topic []byte) bool
 }
 
 // Authenticator decides whether a client may connect. It is called on an event
@@ -33,7 +99,9 @@ type EnhancedAuthenticator interface {
 }
 
 // Authorizer decides what a client may publish and subscribe to. Wills pass
-// through CanPublish too. Called on event loops; safe for concurrent use.
+// through CanPublish too, when they are published. Called on event loops;
+// safe for concurrent use. An AccessAuthorizer is asked instead when the
+// hook is one.
 type Authorizer interface {
 	CanPublish(clientID string, username []byte, topic []byte) bool
 	CanSubscribe(clientID string, username []byte, filter []byte) bool

@@ -60,7 +60,10 @@ func (c *Client) handlePublish(p *codec.PublishPacket) {
 	}
 	rc := codec.Success
 	switch {
-	case !b.authz.CanPublish(c.clientID(), c.user(), p.Topic):
+	case !c.allowPublish(p.Topic):
+		// v5: 0x87 in the PUBACK or PUBREC (sections 3.4.2.1, 3.5.2.1);
+		// 3.1.1 acknowledges it as usual and drops it [MQTT-3.3.5-2].
+		b.stats.PublishDenied.Add(1)
 		rc = codec.NotAuthorized
 	case p.Retain && b.cfg.MaxRetainedSize > 0 && len(p.Payload) > b.cfg.MaxRetainedSize:
 		rc = codec.QuotaExceeded

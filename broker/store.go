@@ -74,6 +74,10 @@ type PersistedSub struct {
 type Will struct {
 	Msg   *Message
 	Delay uint32 // seconds
+	// Owner is the connection that set the will, for the authorization
+	// check when it is published [MQTT-3.1.2-8]: a will is a publish by its
+	// client, at that time.
+	Owner Access
 }
 
 // MemoryStore keeps retained messages in memory and grants every claim. It is

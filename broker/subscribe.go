@@ -232,8 +232,15 @@ func (c *Client) checkFilter(in *codec.Subscription, subID uint32) (codec.Reason
 	if max := b.cfg.MaxTopicLevels; max > 0 && levels(f) > max {
 		return codec.TopicFilterInvalid, subscription{}
 	}
-	if !b.authz.CanSubscribe(c.clientID(), c.user(), in.Filter) {
-		return codec.NotAuthorized, subscription{}
+	allowed := false
+	if b.aauthz != nil {
+		allowed = b.aauthz.AllowSubscribe(c.access(), in.Filter)
+	} else {
+		allowed = b.authz.CanSubscribe(c.clientID(), c.user(), in.Filter)
+	}
+	if !allowed {
+		b.stats.SubscribeDenied.Add(1)
+		return codec.NotAuthorized, subscription{} // v5 0x87, 3.1.1 0x80 (Failure) [MQTT-3.9.3-2]
 	}
 	ps := PersistedSub{Filter: key, QoS: in.QoS, SubscriptionID: subID}
 	if c.version == codec.V5 {
@@ -261,6 +268,9 @@ func (l *Loop) sendRetained(s *Session, sub *subscription, existed bool) {
 	l.rs = retainedSink{s: s, qos: sub.qos, subIDs: subIDList(nil, sub.subID)}
 	if c := s.client; c != nil && c.state == stateConnected {
 		l.rs.c = c
+		if l.b.aauthz != nil {
+			l.rs.read, l.rs.check = c.access(), true
+		}
 	}
 	l.keyBuf = append(l.keyBuf[:0], sub.key()...)
 	l.b.store.MatchRetained(l.keyBuf, l.now, l.rsSend)
@@ -274,7 +284,9 @@ type retainedSink struct {
 	c      *Client  // the connection of s, nil if none
 	subIDs []uint32 // shared by the deliveries of this subscription: read only
 	qos    byte
-	held   bool // the backlog of c has a run for this subscription
+	held   bool   // the backlog of c has a run for this subscription
+	check  bool   // ask the AccessAuthorizer whether read may have each message
+	read   Access // the connection, for check
 }
 
 // sendRetainedMsg delivers m, a retained message matching the subscription in
@@ -282,6 +294,10 @@ type retainedSink struct {
 // connection's retained backlog, behind what is already there.
 func (l *Loop) sendRetainedMsg(m *Message) {
 	rs := &l.rs
+	if rs.check && !l.b.aauthz.AllowRead(rs.read, m.Topic) {
+		l.b.stats.ReadDenied.Add(1)
+		return
+	}
 	d := delivery{s: rs.s, msg: m, qos: min(m.QoS, rs.qos), retain: true, subIDs: rs.subIDs}
 	if c := rs.c; c != nil && d.qos == 0 && (c.retainedPending() || c.overHighWater()) {
 		l.holdRetained(c, m)

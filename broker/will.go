@@ -43,7 +43,12 @@ func (l *Loop) publishWill(s *Session) {
 	}
 	b := l.b
 	m := w.Msg
-	if !b.authz.CanPublish(s.clientID, nil, m.Topic) {
+	owner := w.Owner
+	if owner.ClientID == "" {
+		owner.ClientID = s.clientID
+	}
+	if !b.allowPublish(owner, m.Topic) {
+		b.stats.PublishDenied.Add(1)
 		return
 	}
 	if m.ExpiresAt != 0 && m.expired(l.now) {

@@ -80,7 +80,9 @@ type Cluster struct {
 
 // ClusterConfig configures NewCluster.
 type ClusterConfig struct {
-	// Node is this node's raft side, started.
+	// Node is this node's raft side, started. Its cluster key
+	// (NodeConfig.Key) is the cluster's too: with one, gossip is encrypted
+	// and every peer link connection authenticated (clusterkey.go).
 	Node *Node
 	// BindAddr is the host gossip and the peer link listen on;
 	// AdvertiseAddr, when set, the host the others dial.
@@ -99,7 +101,7 @@ type ClusterConfig struct {
 	// DeadGrace is how long a crashed node's routes are kept.
 	DeadGrace time.Duration
 	// PeerLink overrides the defaults of the links this node opens
-	// (MaxQueueBytes etc.); Node, Boot, Addr and Logger are filled in.
+	// (MaxQueueBytes etc.); Node, Boot, Addr, Logger and Key are filled in.
 	PeerLink PeerLinkConfig
 	// PeerListener, when set, is used instead of listening on
 	// BindAddr:PeerPort; the cluster owns it.
@@ -175,14 +177,14 @@ func (c *Cluster) Start(b *broker.Broker) error {
 	c.inRaft.Store(c.hasRaftConfig())
 	g, err := StartGossip(GossipConfig{NodeID: c.id, BindAddr: c.cfg.BindAddr, BindPort: c.cfg.GossipPort,
 		AdvertiseAddr: c.cfg.AdvertiseAddr, Meta: c.meta(), Routes: c.routes, Remote: c.remote,
-		DeadGrace: c.cfg.DeadGrace, Fast: c.cfg.Fast, Logger: c.cfg.Logger, OnAnnounce: c.sendRoutes})
+		DeadGrace: c.cfg.DeadGrace, Fast: c.cfg.Fast, Logger: c.cfg.Logger, OnAnnounce: c.sendRoutes, Key: c.node.cfg.Key})
 	if err != nil {
 		c.peerLn.Close()
 		return err
 	}
 	c.gossipP.Store(g)
 	// After gossip: the peer listener's readers use it.
-	c.peersP.Store(ServePeerLinkConfig(c.peerLn, PeerListenerConfig{Logger: c.log}, c.deliver))
+	c.peersP.Store(ServePeerLinkConfig(c.peerLn, PeerListenerConfig{Logger: c.log, Key: c.node.cfg.Key}, c.deliver))
 	c.log.Info("cluster gossip started", "gossip", g.Addr(), "peer", c.peerAdvertise(), "raft", string(c.node.raft.Addr()))
 	c.wg.Add(2)
 	go c.joinSeeds()
@@ -399,7 +401,7 @@ func (c *Cluster) openLink(node uint32, addr string) *PeerLink {
 		return cur[node]
 	}
 	lc := c.cfg.PeerLink
-	lc.Node, lc.Boot, lc.Addr, lc.Dial, lc.Logger = c.id, c.node.boot, addr, nil, c.cfg.Logger
+	lc.Node, lc.Boot, lc.Addr, lc.Dial, lc.Logger, lc.Key = c.id, c.node.boot, addr, nil, c.cfg.Logger, c.node.cfg.Key
 	lc.OnDrained = c.b.WakeHeld
 	l, err := NewPeerLink(lc)
 	if err != nil {
@@ -492,26 +494,31 @@ func (c *Cluster) badFrame(from string, err error) {
 	}
 }
 
-// Stats are the cluster's counters.
+// ClusterStats are the cluster's counters.
 type ClusterStats struct {
 	Members        int
 	Links          map[string]PeerLinkStats
-	Listener       PeerListenerStats
+	Listener       PeerListenerStats // Listener.KeyRefused: peer link connections refused for the cluster key
 	LocalRoutes    int
 	RemoteNodes    int
 	ForwardDropped uint64
 	BadFrames      uint64
+	// GossipKeyRefused counts gossip packets and streams dropped for the
+	// cluster key, RaftKeyRefused raft port connections refused for it.
+	GossipKeyRefused uint64
+	RaftKeyRefused   uint64
 }
 
 // Stats returns the cluster's counters. Safe for concurrent use.
 func (c *Cluster) Stats() ClusterStats {
 	st := ClusterStats{Links: map[string]PeerLinkStats{}, LocalRoutes: c.routes.Len(), RemoteNodes: c.remote.Len(),
-		ForwardDropped: c.fwdDropped.Load(), BadFrames: c.badFrames.Load()}
+		ForwardDropped: c.fwdDropped.Load(), BadFrames: c.badFrames.Load(), RaftKeyRefused: c.node.raft.KeyRefused()}
 	if c.peersP.Load() != nil {
 		st.Listener = c.peersP.Load().Stats()
 	}
 	if c.gossipP.Load() != nil {
 		st.Members = len(c.gossipP.Load().Members())
+		st.GossipKeyRefused = c.gossipP.Load().KeyRefused()
 	}
 	links := *c.links.Load()
 	for i, l := range links {

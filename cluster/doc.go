@@ -26,4 +26,11 @@
 // cumulatively and replayed after a reconnect. No node uses either yet:
 // issue 11 wires them in. Goroutines and locks are listed in
 // docs/threads.md.
+//
+// With a cluster key (NodeConfig.Key, ParseClusterKey; clusterkey.go) only
+// nodes holding it may use the three ports: memberlist encrypts and
+// authenticates gossip with it, and every connection to the peer link and
+// raft ports starts with a mutual HMAC challenge-response; what fails is
+// closed, logged (rate limited) and counted (ClusterStats). The key does
+// not encrypt the peer link or raft traffic itself.
 package cluster

@@ -78,6 +78,8 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 // forwardPool keeps idle forwarding connections per address. Safe for
 // concurrent use.
 type forwardPool struct {
+	auth *connAuth // the raft port's cluster key handshake; nil without a key
+
 	mu   sync.Mutex
 	idle map[string][]*fwdConn
 }
@@ -87,7 +89,9 @@ type fwdConn struct {
 	r *bufio.Reader
 }
 
-func newForwardPool() *forwardPool { return &forwardPool{idle: make(map[string][]*fwdConn)} }
+func newForwardPool(auth *connAuth) *forwardPool {
+	return &forwardPool{auth: auth, idle: make(map[string][]*fwdConn)}
+}
 
 // call sends req to addr and returns the leader's answer.
 func (p *forwardPool) call(addr string, req []byte, timeout time.Duration) ([]byte, error) {
@@ -128,7 +132,7 @@ func (p *forwardPool) get(addr string, timeout time.Duration) (*fwdConn, error) 
 		return fc, nil
 	}
 	p.mu.Unlock()
-	c, err := dial(addr, streamForward, timeout)
+	c, err := dial(addr, streamForward, timeout, p.auth)
 	if err != nil {
 		return nil, err
 	}

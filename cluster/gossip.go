@@ -59,9 +59,11 @@ package cluster
 // memberlist itself (Members, SendReliable, Join, Leave).
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"slices"
@@ -165,6 +167,12 @@ type GossipConfig struct {
 	// gossip remains the path to the others and the repair. It must not
 	// block; msg is not reused.
 	OnAnnounce func(msg []byte)
+	// Key is the cluster key (16, 24 or 32 bytes; nil: none). memberlist
+	// encrypts and authenticates every packet and stream with it (AES-GCM)
+	// and drops what does not decrypt, so that a node without the key, or
+	// with another, cannot join; each drop is counted (KeyRefused) and
+	// logged, rate limited (gossip_key.go).
+	Key []byte
 }
 
 // Gossip is a running memberlist instance with this node's route gossip.
@@ -199,6 +207,9 @@ type Gossip struct {
 	// sendDrops counts reliable sends dropped on a full queue.
 	sendDrops atomic.Uint64
 	pullsSent atomic.Uint64 // route table pulls: a gap or an unknown node was seen
+
+	keyRefused atomic.Uint64 // messages memberlist dropped for the cluster key
+	keyLog     logLimit
 }
 
 // memberEntry is one member. Gossip.mu must be held.
@@ -239,6 +250,9 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if err := checkClusterKey(cfg.Key); err != nil {
+		return nil, err
 	}
 	meta, err := EncodeNodeMeta(cfg.Meta)
 	if err != nil {
@@ -285,7 +299,14 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 	if cfg.AdvertisePort != 0 {
 		mc.AdvertisePort = cfg.AdvertisePort
 	}
-	mc.Logger = newHCLog(cfg.Logger, "memberlist").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mc.Logger = log.New(gossipLogFilter{g: g,
+		next: newHCLog(cfg.Logger, "memberlist").StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})}, "", 0)
+	if len(cfg.Key) > 0 {
+		mc.SecretKey = bytes.Clone(cfg.Key)
+		// Refuse plaintext both ways (the defaults; false is only for
+		// moving a running cluster to encryption).
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
+	}
 	mc.Delegate = gossipDelegate{g}
 	mc.Events = gossipEvents{g}
 	g.q = &memberlist.TransmitLimitedQueue{NumNodes: g.numAlive, RetransmitMult: mc.RetransmitMult}
@@ -339,12 +360,18 @@ func (g *Gossip) Join(seeds []string) (int, error) {
 // answers or ctx ends. Safe for concurrent use.
 func (g *Gossip) JoinRetry(ctx context.Context, seeds []string) (int, error) {
 	wait := 100 * time.Millisecond
+	keyWarned := false
 	for {
 		n, err := g.Join(seeds)
 		if err == nil {
 			return n, nil
 		}
-		g.log.Debug("join failed, retrying", "err", err, "in", wait)
+		if !keyWarned && isGossipKeyError(err.Error()) {
+			keyWarned = true
+			g.log.Warn("gossip: the seeds refused this node's cluster key, or have another; retrying", "seeds", seeds, "err", err)
+		} else {
+			g.log.Debug("join failed, retrying", "err", err, "in", wait)
+		}
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():

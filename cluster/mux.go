@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -28,8 +29,13 @@ type mux struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
+	// gate runs the cluster key handshake of accepted connections, auth
+	// that of dialled ones (both nil without a key); set before serve.
+	gate *keyGate
+	auth *connAuth
+
 	mu    sync.Mutex
-	conns map[net.Conn]struct{} // served handler connections, closed with the mux
+	conns map[net.Conn]struct{} // connections not yet handed to raft, closed with the mux
 }
 
 func newMux(ln net.Listener, advertise net.Addr) *mux {
@@ -69,17 +75,29 @@ func (m *mux) serve() {
 	}
 }
 
-// route reads the stream type byte and passes the connection on; an unknown
-// or silent peer is dropped.
+// route runs the cluster key handshake (when the port has a key), reads the
+// stream type byte and passes the connection on; a refused, unknown or
+// silent peer is dropped. Until it is passed on, the connection is closed
+// with the mux.
 func (m *mux) route(c net.Conn) {
+	if !m.track(c) {
+		c.Close()
+		return
+	}
+	if !m.gate.admit(c) {
+		m.untrack(c)
+		return
+	}
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	var kind [1]byte
 	if _, err := c.Read(kind[:]); err != nil {
+		m.untrack(c)
 		c.Close()
 		return
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	if kind[0] == streamRaft {
+		m.untrack(c) // raft's transport closes it from here on
 		select {
 		case m.raftCh <- c:
 		case <-m.closed:
@@ -89,20 +107,29 @@ func (m *mux) route(c net.Conn) {
 	}
 	h := m.handlers[kind[0]]
 	if h == nil {
+		m.untrack(c)
 		c.Close()
 		return
 	}
+	h(c)
+	m.untrack(c)
+}
+
+// track adds c to the connections closed with the mux; false once the mux
+// is closed.
+func (m *mux) track(c net.Conn) bool {
 	m.mu.Lock()
+	defer m.mu.Unlock()
 	select {
 	case <-m.closed:
-		m.mu.Unlock()
-		c.Close()
-		return
+		return false
 	default:
 	}
 	m.conns[c] = struct{}{}
-	m.mu.Unlock()
-	h(c)
+	return true
+}
+
+func (m *mux) untrack(c net.Conn) {
 	m.mu.Lock()
 	delete(m.conns, c)
 	m.mu.Unlock()
@@ -121,11 +148,20 @@ func (m *mux) close() {
 	m.wg.Wait()
 }
 
-// dial opens a stream of the given kind to addr.
-func dial(addr string, kind byte, timeout time.Duration) (net.Conn, error) {
+// dial opens a stream of the given kind to addr, after the cluster key
+// handshake when auth is set; timeout bounds both.
+func dial(addr string, kind byte, timeout time.Duration, auth *connAuth) (net.Conn, error) {
+	var deadline time.Time
+	if timeout > 0 {
+		deadline = time.Now().Add(timeout)
+	}
 	c, err := net.DialTimeout("tcp", addr, timeout)
 	if err != nil {
 		return nil, err
+	}
+	if err := auth.dialSide(c, deadline); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("raft port %s: %w", addr, err)
 	}
 	if _, err := c.Write([]byte{kind}); err != nil {
 		c.Close()
@@ -150,5 +186,5 @@ func (l raftLayer) Close() error   { l.m.close(); return nil }
 func (l raftLayer) Addr() net.Addr { return l.m.advertise }
 
 func (l raftLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
-	return dial(string(addr), streamRaft, timeout)
+	return dial(string(addr), streamRaft, timeout, l.m.auth)
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -47,6 +48,13 @@ type NodeConfig struct {
 	// the node owns it from then on: it is closed with the node, or before
 	// StartNode returns an error.
 	RaftListener net.Listener
+	// Key is the cluster key (ParseClusterKey: 16, 24 or 32 bytes; nil:
+	// none). Only nodes with the same key may use the raft port here, and
+	// the gossip and peer link ports of the node's Cluster, which takes the
+	// key from its node. Gossip is encrypted with it; on the raft and peer
+	// link ports it authenticates each connection but does not encrypt
+	// what follows (clusterkey.go).
+	Key []byte
 }
 
 // Node is one node's raft, FSM, proposer and broker store, plus the
@@ -80,6 +88,10 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if err := checkClusterKey(cfg.Key); err != nil {
+		return nil, err
+	}
+	cfg.Key = bytes.Clone(cfg.Key)
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster: data dir %s: %w", cfg.DataDir, err)
 	}
@@ -107,7 +119,7 @@ func StartNode(cfg NodeConfig) (_ *Node, err error) {
 	}
 	f := fsm.New()
 	r, err := OpenRaft(RaftConfig{NodeID: id, Dir: filepath.Join(cfg.DataDir, "raft"), Bind: cfg.RaftBind,
-		Advertise: cfg.RaftAdvertise, Bootstrap: !cfg.NoBootstrap, Servers: cfg.Peers, Fast: cfg.Fast, Logger: log, Listener: cfg.RaftListener}, f)
+		Advertise: cfg.RaftAdvertise, Bootstrap: !cfg.NoBootstrap, Servers: cfg.Peers, Fast: cfg.Fast, Logger: log, Listener: cfg.RaftListener, Key: cfg.Key}, f)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +410,7 @@ func (n *Node) publishWill(b *broker.Broker, s *fsm.Session) {
 		n.log.Warn("stored will has bad properties; sent without them", "client", s.ClientID, "err", err)
 		m.Props = codec.Properties{}
 	}
-	if !b.AllowedToPublish(s.ClientID, m.Topic) {
+	if !b.AllowedToPublish(s.ClientID, []byte(w.Username), m.Topic) {
 		return
 	}
 	b.PublishRetained(m)

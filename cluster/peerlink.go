@@ -61,7 +61,8 @@ type PeerLinkConfig struct {
 	Node string
 	Boot uint64
 	// Addr is the remote node's peer link address. Dial, when set, replaces
-	// the TCP dial to Addr (tests, TLS).
+	// the TCP dial to Addr (tests, TLS); the cluster key handshake runs on
+	// the connection it returns.
 	Addr string
 	Dial func(ctx context.Context) (net.Conn, error)
 	// MaxQueueBytes bounds the bytes held: queued and unacknowledged frames,
@@ -88,6 +89,11 @@ type PeerLinkConfig struct {
 	DialTimeout, WriteTimeout time.Duration
 	// Logger receives the link's log lines (default: slog.Default()).
 	Logger *slog.Logger
+	// Key is the cluster key (16, 24 or 32 bytes; nil: none): each
+	// connection starts with the cluster key handshake, within DialTimeout,
+	// and the receiver must have the same key. It authenticates the
+	// connection; the frames that follow are not encrypted.
+	Key []byte
 }
 
 // DefaultPeerLinkConfig returns the defaults (Node, Boot and Addr unset).
@@ -163,6 +169,7 @@ type peerFrame struct {
 type PeerLink struct {
 	cfg     PeerLinkConfig
 	log     *slog.Logger
+	auth    *connAuth // nil without a key
 	session uint64
 	ctx     context.Context // cancelled by Close: stops dials and backoff
 	cancel  context.CancelFunc
@@ -196,11 +203,15 @@ func NewPeerLink(cfg PeerLinkConfig) (*PeerLink, error) {
 	if cfg.Addr == "" && cfg.Dial == nil {
 		return nil, errors.New("cluster: peer link: no address")
 	}
+	if err := checkClusterKey(cfg.Key); err != nil {
+		return nil, err
+	}
 	cfg.setDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &PeerLink{
 		cfg:     cfg,
 		log:     cfg.Logger.With("peer", cfg.Addr),
+		auth:    newConnAuth(cfg.Key, purposePeerLink),
 		session: rand.Uint64(),
 		ctx:     ctx,
 		cancel:  cancel,
@@ -293,17 +304,23 @@ func (l *PeerLink) run() {
 	defer l.wg.Done()
 	backoff := l.cfg.BackoffMin
 	connected := false
+	keyWarned := false // a failed key handshake was logged at warn since the last connection
 	for {
 		conn, err := l.dial()
-		if err == nil {
+		switch {
+		case err == nil:
 			if connected {
 				l.nReconnects.Add(1)
 			}
-			connected = true
+			connected, keyWarned = true, false
 			if l.serve(conn) {
 				backoff = l.cfg.BackoffMin
 			}
-		} else if l.ctx.Err() == nil {
+		case l.ctx.Err() != nil:
+		case errors.Is(err, ErrKeyHandshake) && !keyWarned:
+			keyWarned = true
+			l.log.Warn("peer link: cluster key handshake failed (has the remote node this node's key?); retrying", "err", err)
+		default:
 			l.log.Debug("peer link: dial failed", "err", err)
 		}
 		// Jittered wait in [backoff/2, backoff].
@@ -319,14 +336,33 @@ func (l *PeerLink) run() {
 	}
 }
 
+// dial connects and runs the cluster key handshake, both within
+// DialTimeout; Close interrupts either.
 func (l *PeerLink) dial() (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(l.ctx, l.cfg.DialTimeout)
 	defer cancel()
+	var conn net.Conn
+	var err error
 	if l.cfg.Dial != nil {
-		return l.cfg.Dial(ctx)
+		conn, err = l.cfg.Dial(ctx)
+	} else {
+		d := net.Dialer{KeepAlive: 15 * time.Second}
+		conn, err = d.DialContext(ctx, "tcp", l.cfg.Addr)
 	}
-	d := net.Dialer{KeepAlive: 15 * time.Second}
-	return d.DialContext(ctx, "tcp", l.cfg.Addr)
+	if err != nil || l.auth == nil {
+		return conn, err
+	}
+	deadline, _ := ctx.Deadline()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	err = l.auth.dialSide(conn, deadline)
+	if !stop() || err != nil {
+		conn.Close()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, err
+	}
+	return conn, nil
 }
 
 // serve runs one connection: hello, replay, then new frames, until the
@@ -497,6 +533,11 @@ type PeerListenerConfig struct {
 	HandshakeTimeout, WriteTimeout time.Duration
 	// Logger receives the listener's log lines (default: slog.Default()).
 	Logger *slog.Logger
+	// Key is the cluster key (nil: none): a connection must pass the
+	// cluster key handshake, within HandshakeTimeout, before its hello is
+	// read; one that fails is closed, logged (rate limited) and counted
+	// (PeerListenerStats.KeyRefused).
+	Key []byte
 }
 
 // DefaultPeerListenerConfig returns the defaults.
@@ -537,6 +578,7 @@ type PeerListenerStats struct {
 	Delivered  uint64 // frames handed to deliver
 	Duplicates uint64 // replayed frames dropped as already delivered
 	BadConns   uint64 // connections closed for malformed or refused input
+	KeyRefused uint64 // connections refused for a failed cluster key handshake
 }
 
 // peerSender is the receive state of one sender node's current (boot,
@@ -563,6 +605,7 @@ type PeerListener struct {
 	ln      net.Listener
 	cfg     PeerListenerConfig
 	log     *slog.Logger
+	gate    *keyGate // nil without a key
 	deliver func(from string, frame []byte)
 	wg      sync.WaitGroup
 
@@ -592,6 +635,7 @@ func ServePeerLinkConfig(ln net.Listener, cfg PeerListenerConfig, deliver func(f
 		ln:      ln,
 		cfg:     cfg,
 		log:     cfg.Logger,
+		gate:    newKeyGate(cfg.Key, purposePeerLink, "peer link", cfg.HandshakeTimeout, cfg.Logger),
 		deliver: deliver,
 		senders: make(map[string]*peerSender),
 		conns:   make(map[net.Conn]struct{}),
@@ -610,6 +654,7 @@ func (pl *PeerListener) Stats() PeerListenerStats {
 		Delivered:  pl.nDelivered.Load(),
 		Duplicates: pl.nDuplicates.Load(),
 		BadConns:   pl.nBadConns.Load(),
+		KeyRefused: pl.gate.Refused(),
 	}
 }
 
@@ -677,6 +722,9 @@ func (pl *PeerListener) serveConn(conn net.Conn) {
 		delete(pl.conns, conn)
 		pl.mu.Unlock()
 	}()
+	if !pl.gate.admit(conn) {
+		return
+	}
 	br := bufio.NewReaderSize(conn, 64<<10)
 	conn.SetReadDeadline(time.Now().Add(pl.cfg.HandshakeTimeout))
 	h, err := readPeerHello(br)

@@ -44,7 +44,17 @@ type RaftConfig struct {
 	// it is closed with the node, or before OpenRaft returns an error. Tests
 	// bind port 0 and so know the address before the node starts.
 	Listener net.Listener
+	// Key is the cluster key (16, 24 or 32 bytes; nil: none). With a key,
+	// every connection to and from the raft port (raft and the forwarding
+	// RPC) starts with the cluster key handshake, and a connection without
+	// the key is refused before raft or the forwarding handler reads from
+	// it. It authenticates; it does not encrypt (clusterkey.go).
+	Key []byte
 }
+
+// raftKeyTimeout bounds the cluster key handshake of a connection accepted
+// on the raft port.
+const raftKeyTimeout = 5 * time.Second
 
 // Raft is a running raft instance with its stores and transport. Methods are
 // safe for concurrent use.
@@ -120,6 +130,9 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (_ *Raft, err error) {
 	if cfg.NodeID == "" {
 		return nil, errors.New("cluster: raft needs a node id")
 	}
+	if err := checkClusterKey(cfg.Key); err != nil {
+		return nil, err
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("cluster: data dir: %w", err)
 	}
@@ -160,7 +173,9 @@ func OpenRaft(cfg RaftConfig, fsm raft.FSM) (_ *Raft, err error) {
 		adv = a
 	}
 	m := newMux(ln, adv)
-	node := &Raft{mux: m, pool: newForwardPool()}
+	m.gate = newKeyGate(cfg.Key, purposeRaft, "raft port", raftKeyTimeout, slogger)
+	m.auth = newConnAuth(cfg.Key, purposeRaft)
+	node := &Raft{mux: m, pool: newForwardPool(m.auth)}
 	m.handle(streamForward, forwardHandler(func(req []byte) ([]byte, error) {
 		h := node.forward.Load()
 		if h == nil {
@@ -293,6 +308,11 @@ func (r *Raft) SetForwardHandler(h func(req []byte) ([]byte, error)) { r.forward
 func (r *Raft) Forward(addr raft.ServerAddress, req []byte, timeout time.Duration) ([]byte, error) {
 	return r.pool.call(string(addr), req, timeout)
 }
+
+// KeyRefused is the number of connections the raft port refused for a
+// failed cluster key handshake (always 0 without a key). Safe for
+// concurrent use.
+func (r *Raft) KeyRefused() uint64 { return r.mux.gate.Refused() }
 
 // Addr is the address raft is reachable at.
 func (r *Raft) Addr() raft.ServerAddress { return r.addr }

@@ -74,7 +74,7 @@ func TestRaftLogsToSlog(t *testing.T) {
 		return buf.hasLine("level=INFO", `msg="creating new snapshot"`, "logger=raft.snapshot")
 	})
 	// A raft stream with an unknown RPC type: the transport logs an error.
-	c, err := dial(string(r.Addr()), streamRaft, time.Second)
+	c, err := dial(string(r.Addr()), streamRaft, time.Second, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

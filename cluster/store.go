@@ -220,5 +220,5 @@ func toFSMWill(w *broker.Will) *fsm.Will {
 	}
 	m := w.Msg
 	return &fsm.Will{Topic: string(m.Topic), Payload: m.Payload, QoS: m.QoS, Retain: m.Retain, Delay: w.Delay,
-		Props: codec.AppendMessageProperties(nil, &m.Props)}
+		Props: codec.AppendMessageProperties(nil, &m.Props), Username: string(w.Owner.Username)}
 }

@@ -17,6 +17,7 @@ const (
 	claimCleanStart = 1 << 0
 	claimHasWill    = 1 << 1
 	willRetain      = 1 << 0
+	willUser        = 1 << 1 // a user name follows the properties
 	discKeepWill    = 1 << 0
 	subNoLocal      = 1 << 0
 	subRAP          = 1 << 1
@@ -152,9 +153,16 @@ func appendWill(dst []byte, w *Will) []byte {
 	if w.Retain {
 		f |= willRetain
 	}
+	if w.Username != "" {
+		f |= willUser
+	}
 	dst = append(dst, f)
 	dst = binary.AppendUvarint(dst, uint64(w.Delay))
-	return appendBytes(dst, w.Props)
+	dst = appendBytes(dst, w.Props)
+	if w.Username != "" {
+		dst = appendString(dst, w.Username)
+	}
+	return dst
 }
 
 func readWill(r *reader) *Will {
@@ -162,9 +170,13 @@ func readWill(r *reader) *Will {
 	w.Topic = r.string("will topic")
 	w.Payload = r.bytes("will payload")
 	w.QoS = r.qos("will qos")
-	w.Retain = r.flags("will flags", willRetain)&willRetain != 0
+	flags := r.flags("will flags", willRetain|willUser)
+	w.Retain = flags&willRetain != 0
 	w.Delay = r.uint32("will delay")
 	w.Props = r.bytes("will props")
+	if flags&willUser != 0 {
+		w.Username = r.string("will user name")
+	}
 	return w
 }
 

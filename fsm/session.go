@@ -55,6 +55,9 @@ type Will struct {
 	Delay uint32
 	// Props are the v5 will properties, opaque to the FSM.
 	Props []byte
+	// Username is the user name of the connection that set the will, for
+	// the authorization check when it is published ("" = none).
+	Username string
 }
 
 // Subscription is a persisted subscription with its options.
