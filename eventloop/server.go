@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -43,6 +44,14 @@ type Options struct {
 	// past it is closed (v5: DISCONNECT 0x89 Server busy), logged and
 	// counted (PartialKicks). See partial.go.
 	MaxPartialPacketBytes int64
+	// ProxyProtocol makes every connection begin with a PROXY protocol
+	// header (HAProxy's, version 1 or 2) from a load balancer in front of
+	// the broker, whose source address the broker then reports as the
+	// client's (the authenticator, logs). A connection without a valid
+	// header is closed, logged and counted (ProxyRejected). Turn it on only
+	// when nothing but the balancer can reach the listener: the header is
+	// believed. See proxyproto.go.
+	ProxyProtocol bool
 }
 
 // DefaultMaxPartialPacketBytes is the default Options.MaxPartialPacketBytes:
@@ -89,6 +98,9 @@ type Server struct {
 	pageSize     int
 	lingering    atomic.Int64  // connections lingering (linger.go)
 	lingerDenied atomic.Uint64 // closed at once: maxLingering were lingering
+
+	proxyRejected atomic.Uint64 // closed for a missing or bad PROXY header (proxyproto.go)
+	proxyLastLog  atomic.Int64  // unix seconds of the last such warning
 
 	mu    sync.Mutex
 	eng   gnet.Engine
@@ -273,13 +285,18 @@ type conn struct {
 	c      gnet.Conn
 }
 
-// connExt is what a connection needs only while it holds a partial packet
-// or lingers. The gnet context of such a connection is its connExt rather
-// than its conn, so that the others pay nothing for it.
+// connExt is what a connection needs only while it holds a partial packet,
+// lingers, awaits its PROXY header or was proxied. The gnet context of such
+// a connection is its connExt rather than its conn, so that the others pay
+// nothing for it.
 type connExt struct {
 	t    *conn
 	part *partial     // the incoming packet not yet complete, if any (partial.go)
 	lg   *lingerState // set once the connection lingers (linger.go)
+	// src is the client's address from the PROXY header, if it named one;
+	// kept as a value and formatted when asked for (proxyproto.go).
+	src netip.AddrPort
+	hdr bool // the PROXY header is awaited
 }
 
 // connOf returns the conn behind gnet connection c and its extension (nil
@@ -316,7 +333,7 @@ func (t *conn) part() *partial {
 // shrink makes t's gnet context t itself again once its extension holds
 // nothing.
 func (t *conn) shrink(x *connExt) {
-	if x.part == nil && x.lg == nil && t.c.Context() == x {
+	if x.part == nil && x.lg == nil && !x.hdr && !x.src.IsValid() && t.c.Context() == x {
 		t.c.SetContext(t)
 	}
 }
@@ -351,8 +368,12 @@ func (t *conn) Close(graceful bool) {
 }
 
 // RemoteAddr is formatted when asked for (at CONNECT, for the authenticator)
-// rather than kept: an idle connection does not carry it.
+// rather than kept: an idle connection does not carry it. A proxied
+// connection reports the client's address from its PROXY header.
 func (t *conn) RemoteAddr() string {
+	if x, ok := t.c.Context().(*connExt); ok && x.src.IsValid() {
+		return x.src.String()
+	}
 	if a := t.c.RemoteAddr(); a != nil {
 		return a.String()
 	}
@@ -389,6 +410,11 @@ func (h *handler) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 	t := &conn{c: c}
 	c.SetContext(t)
 	defer recoverConn(ls.bl, t, &action)
+	if s.opts.ProxyProtocol {
+		t.ext().hdr = true
+	}
+	// Opened at once, PROXY header or not: the connect timeout bounds the
+	// wait for the header too.
 	ls.bl.OpenClient(&t.client, t)
 	return nil, gnet.None
 }
@@ -418,6 +444,12 @@ func (h *handler) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	s := h.s
 	l := t.client.Loop()
 	defer recoverConn(l, t, &action)
+	if x != nil && x.hdr {
+		if done, act := s.takeProxyHeader(c, t, x); !done {
+			return act
+		}
+		_, x = connOf(c) // shrunk away unless the header named a source
+	}
 	buf, _ := c.Peek(-1)
 	used := 0
 	if x != nil && x.part != nil {
