@@ -32,7 +32,7 @@ const grafanaDashboardPath = "../deploy/grafana/flockmq.json"
 
 // clusterOnlyPrefixes are the metrics the collector exposes only when the
 // endpoint has a cluster (admin.Node.Cluster set).
-var clusterOnlyPrefixes = []string{"flockmq_cluster_members", "flockmq_routes_", "flockmq_gossip_", "flockmq_peer_link_"}
+var clusterOnlyPrefixes = []string{"flockmq_cluster_members", "flockmq_cluster_key_refused", "flockmq_routes_", "flockmq_gossip_", "flockmq_peer_link_"}
 
 func clusterOnly(name string) bool {
 	for _, p := range clusterOnlyPrefixes {

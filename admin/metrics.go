@@ -82,6 +82,9 @@ var metricDefs = []metricDef{
 	{"flockmq_peer_link_reconnects_total", "Reconnections of the peer link to a node.", []string{"peer"}},
 	{"flockmq_peer_link_forward_dropped_total", "Forwarded messages dropped because a link was full.", nil},
 	{"flockmq_peer_link_bad_frames_total", "Malformed frames received from other nodes.", nil},
+	{"flockmq_cluster_key_refused_total", "Connections and gossip messages refused for a missing or wrong cluster key, by port.", []string{"port"}},
+	{"flockmq_acl_denied_total", "Operations the authorization refused, by kind: publish (PUBLISH and wills), subscribe (filters), read (retained messages on subscribe).", []string{"kind"}},
+	{"flockmq_auth_expired_total", "Connections closed when their credentials (a JWT) expired.", nil},
 }
 
 func newCollector(s *Server) *collector {
@@ -150,6 +153,10 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter("flockmq_takeovers_total", st.SessionsMoved.Load(), "moved")
 	counter("flockmq_takeovers_total", st.SessionsArrived.Load(), "arrived")
 	counter("flockmq_takeovers_total", st.TakeoverStateLost.Load(), "state_lost")
+	counter("flockmq_acl_denied_total", st.PublishDenied.Load(), "publish")
+	counter("flockmq_acl_denied_total", st.SubscribeDenied.Load(), "subscribe")
+	counter("flockmq_acl_denied_total", st.ReadDenied.Load(), "read")
+	counter("flockmq_auth_expired_total", st.AuthExpired.Load())
 	gauge("flockmq_uptime_seconds", sinceSeconds(b.Started()))
 	gauge("flockmq_info", 1, c.s.id, broker.Version)
 
@@ -220,6 +227,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		counter("flockmq_peer_link_forward_dropped_total", cs.ForwardDropped)
 		counter("flockmq_peer_link_bad_frames_total", cs.BadFrames)
+		counter("flockmq_cluster_key_refused_total", cs.GossipKeyRefused, "gossip")
+		counter("flockmq_cluster_key_refused_total", cs.Listener.KeyRefused, "peer")
+		counter("flockmq_cluster_key_refused_total", cs.RaftKeyRefused, "raft")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -35,8 +36,31 @@ type nodeConfig struct {
 	AdminToken     string
 	AdminTokenFile string
 	AdminPprof     bool
-	PartialBytes   int // eventloop.Options.MaxPartialPacketBytes
-	Broker         broker.Config
+
+	// Transports and security (issue 13); see checkSecurity.
+	TLSListen       string
+	WSListen        string
+	WSSListen       string
+	WSPath          string
+	TLSCert         string
+	TLSKey          string
+	TLSCA           string
+	TLSClientAuth   string // none, request, require
+	TLSUseIdentity  string // false, cn, san (true = cn)
+	ProxyProtocol   bool
+	PasswordFile    string
+	ACLFile         string
+	AllowAnonymous  string // auto, true, false
+	JWTSecret       string
+	JWTSecretFile   string
+	JWTPublicKey    string // PEM file
+	AuthHTTP        string
+	AuthHTTPTimeout time.Duration
+	AuthHTTPDown    string // deny, ignore
+	ClusterKey      string
+	ClusterKeyFile  string
+	PartialBytes    int // eventloop.Options.MaxPartialPacketBytes
+	Broker          broker.Config
 
 	// Cluster (issue 11); see clustered. With ClusterBind set, loadConfig
 	// derives RaftBind and RaftAdvertise from it and RaftPort.
@@ -178,6 +202,27 @@ func options() []option {
 	add("admin-token", "bearer token the admin API asks for (empty: the API answers loopback clients only)", strOpt(func(c *nodeConfig) *string { return &c.AdminToken }))
 	add("admin-token-file", "file holding the admin token (instead of admin-token)", strOpt(func(c *nodeConfig) *string { return &c.AdminTokenFile }))
 	add("admin-pprof", "also serve Go's profiler under /debug/pprof/ on the admin endpoint", boolOpt(func(c *nodeConfig) *bool { return &c.AdminPprof }))
+	add("tls-listen", "MQTT over TLS listen address, e.g. :8883 (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.TLSListen }))
+	add("ws-listen", "MQTT over WebSocket listen address, e.g. :8083 (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.WSListen }))
+	add("wss-listen", "MQTT over secure WebSocket listen address, e.g. :8084 (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.WSSListen }))
+	add("ws-path", "HTTP path of the WebSocket listeners", strOpt(func(c *nodeConfig) *string { return &c.WSPath }))
+	add("tls-cert", "server certificate chain, PEM file (tls-listen, wss-listen); reloaded on SIGHUP", strOpt(func(c *nodeConfig) *string { return &c.TLSCert }))
+	add("tls-key", "server private key, PEM file; reloaded on SIGHUP", strOpt(func(c *nodeConfig) *string { return &c.TLSKey }))
+	add("tls-ca", "CA certificates, PEM file, that client certificates must chain to (mTLS)", strOpt(func(c *nodeConfig) *string { return &c.TLSCA }))
+	add("tls-client-auth", "client certificates: none, request (verified if given) or require", strOpt(func(c *nodeConfig) *string { return &c.TLSClientAuth }))
+	add("tls-use-identity", "use the client certificate's name as the user name: false, cn, or san (its first DNS or email SAN); true = cn", strOpt(func(c *nodeConfig) *string { return &c.TLSUseIdentity }))
+	add("proxy-protocol", "expect a PROXY protocol v1/v2 header on every TCP connection (behind a load balancer)", boolOpt(func(c *nodeConfig) *bool { return &c.ProxyProtocol }))
+	add("password-file", "Mosquitto password file (mosquitto_passwd, flockmq passwd); reloaded on SIGHUP", strOpt(func(c *nodeConfig) *string { return &c.PasswordFile }))
+	add("acl-file", "Mosquitto ACL file (user, topic, pattern with %c and %u); reloaded on SIGHUP", strOpt(func(c *nodeConfig) *string { return &c.ACLFile }))
+	add("allow-anonymous", "accept clients without credentials: true, false, or auto (true unless a password file, JWT or HTTP source is set)", strOpt(func(c *nodeConfig) *string { return &c.AllowAnonymous }))
+	add("jwt-secret", "HS256 secret of JWT passwords (at least 32 bytes)", strOpt(func(c *nodeConfig) *string { return &c.JWTSecret }))
+	add("jwt-secret-file", "file holding the HS256 secret (instead of jwt-secret)", strOpt(func(c *nodeConfig) *string { return &c.JWTSecretFile }))
+	add("jwt-public-key", "PEM file of the RS256 or ES256 public key of JWT passwords", strOpt(func(c *nodeConfig) *string { return &c.JWTPublicKey }))
+	add("auth-http", "URL of an HTTP authentication service (POST, JSON)", strOpt(func(c *nodeConfig) *string { return &c.AuthHTTP }))
+	add("auth-http-timeout", "time allowed for the HTTP authentication service", durOpt(func(c *nodeConfig) *time.Duration { return &c.AuthHTTPTimeout }))
+	add("auth-http-down", "while the HTTP service fails: deny the client, or ignore (next source, then allow-anonymous)", strOpt(func(c *nodeConfig) *string { return &c.AuthHTTPDown }))
+	add("cluster-key", "base64 key of 16, 24 or 32 bytes shared by the cluster's nodes: encrypts gossip and authenticates the peer link and raft connections", strOpt(func(c *nodeConfig) *string { return &c.ClusterKey }))
+	add("cluster-key-file", "file holding the cluster key (instead of cluster-key)", strOpt(func(c *nodeConfig) *string { return &c.ClusterKeyFile }))
 	add("pprof-listen", "address of the Go profiler's HTTP endpoint, /debug/pprof/ (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.PprofListen }))
 	add("max-connections", "concurrent client connections (0 = unlimited)", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxConnections }))
 	add("max-packet-size", "largest packet accepted, in bytes", intOpt(func(c *nodeConfig) *int { return &c.Broker.MaxPacketSize }))
@@ -204,7 +249,8 @@ func options() []option {
 }
 
 func defaultNodeConfig() nodeConfig {
-	return nodeConfig{Listen: ":1883", LogLevel: "info", LogFormat: "text", AdminListen: ":8080", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true,
+	return nodeConfig{Listen: ":1883", LogLevel: "info", LogFormat: "text", AdminListen: ":8080", WSPath: "/mqtt", TLSClientAuth: "none", TLSUseIdentity: "false",
+		AllowAnonymous: "auto", AuthHTTPTimeout: 5 * time.Second, AuthHTTPDown: "deny", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true,
 		PartialBytes: eventloop.DefaultMaxPartialPacketBytes, Broker: broker.DefaultConfig(),
 		GossipPort: defaultGossipPort, RaftPort: 7300, PeerPort: 7400, DeadGrace: cluster.DefaultDeadGrace}
 }
@@ -276,6 +322,9 @@ func loadConfig(args []string, env func(string) string, stderr io.Writer) (nodeC
 		}
 	}
 	if err := checkAdmin(&cfg); err != nil {
+		return cfg, err
+	}
+	if err := checkSecurity(&cfg); err != nil {
 		return cfg, err
 	}
 	if err := checkCluster(&cfg, explicit); err != nil {
@@ -405,6 +454,107 @@ func checkAdmin(cfg *nodeConfig) error {
 		return fmt.Errorf("admin token must not contain blanks")
 	}
 	return nil
+}
+
+// checkSecurity checks the transport and security options and reads the
+// secrets given as files.
+func checkSecurity(cfg *nodeConfig) error {
+	for _, l := range []struct{ name, addr string }{{"tls-listen", cfg.TLSListen}, {"ws-listen", cfg.WSListen}, {"wss-listen", cfg.WSSListen}} {
+		if l.addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(l.addr); err != nil {
+			return fmt.Errorf("%s address %q: %w", l.name, l.addr, err)
+		}
+	}
+	if !strings.HasPrefix(cfg.WSPath, "/") {
+		return fmt.Errorf("ws-path %q must start with /", cfg.WSPath)
+	}
+	tlsOn := cfg.TLSListen != "" || cfg.WSSListen != ""
+	if tlsOn && (cfg.TLSCert == "" || cfg.TLSKey == "") {
+		return fmt.Errorf("tls-listen and wss-listen need tls-cert and tls-key")
+	}
+	switch cfg.TLSClientAuth {
+	case "none", "request", "require":
+	default:
+		return fmt.Errorf("tls-client-auth %q is not none, request or require", cfg.TLSClientAuth)
+	}
+	if cfg.TLSClientAuth != "none" && cfg.TLSCA == "" {
+		return fmt.Errorf("tls-client-auth %s needs tls-ca: the CA client certificates must chain to", cfg.TLSClientAuth)
+	}
+	switch cfg.TLSUseIdentity {
+	case "true":
+		cfg.TLSUseIdentity = "cn"
+	case "false", "cn", "san":
+	default:
+		return fmt.Errorf("tls-use-identity %q is not false, cn, san or true", cfg.TLSUseIdentity)
+	}
+	if cfg.TLSUseIdentity != "false" && cfg.TLSClientAuth == "none" {
+		return fmt.Errorf("tls-use-identity %s needs tls-client-auth request or require", cfg.TLSUseIdentity)
+	}
+	switch cfg.AllowAnonymous {
+	case "auto", "true", "false":
+	default:
+		return fmt.Errorf("allow-anonymous %q is not true, false or auto", cfg.AllowAnonymous)
+	}
+	switch cfg.AuthHTTPDown {
+	case "deny", "ignore":
+	default:
+		return fmt.Errorf("auth-http-down %q is not deny or ignore", cfg.AuthHTTPDown)
+	}
+	if cfg.AuthHTTPTimeout <= 0 {
+		return fmt.Errorf("auth-http-timeout %v must be positive", cfg.AuthHTTPTimeout)
+	}
+	if cfg.AuthHTTP != "" {
+		if u, err := url.Parse(cfg.AuthHTTP); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("auth-http %q is not an http:// or https:// URL", cfg.AuthHTTP)
+		}
+	}
+	var err error
+	if cfg.JWTSecret, err = secretOrFile("jwt-secret", cfg.JWTSecret, cfg.JWTSecretFile); err != nil {
+		return err
+	}
+	if cfg.JWTSecret != "" && cfg.JWTPublicKey != "" {
+		return fmt.Errorf("jwt-secret and jwt-public-key are both set; give one")
+	}
+	if cfg.ClusterKey, err = secretOrFile("cluster-key", cfg.ClusterKey, cfg.ClusterKeyFile); err != nil {
+		return err
+	}
+	if cfg.ClusterKey != "" {
+		if _, err := cluster.ParseClusterKey(cfg.ClusterKey); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// secretOrFile returns value, or the trimmed content of file, named name in
+// errors.
+func secretOrFile(name, value, file string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	if value != "" {
+		return "", fmt.Errorf("%s and %s-file are both set; give one", name, name)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s file: %w", name, err)
+	}
+	v := strings.TrimSpace(string(b))
+	if v == "" {
+		return "", fmt.Errorf("%s file %s is empty", name, file)
+	}
+	return v, nil
+}
+
+// anonymousAllowed resolves allow-anonymous: auto is true unless a
+// credential source is configured.
+func (c *nodeConfig) anonymousAllowed() bool {
+	if c.AllowAnonymous == "auto" {
+		return c.PasswordFile == "" && c.JWTSecret == "" && c.JWTPublicKey == "" && c.AuthHTTP == ""
+	}
+	return c.AllowAnonymous == "true"
 }
 
 // checkClusterHost checks that v, the value of option name, is an IP address

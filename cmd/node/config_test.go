@@ -93,12 +93,37 @@ var validValues = map[string]string{
 	"admin-token":              "s3cret",
 	"admin-token-file":         "testdata/admin-token",
 	"admin-pprof":              "true",
+	"tls-listen":               ":8883",
+	"ws-listen":                ":8083",
+	"wss-listen":               ":8084",
+	"ws-path":                  "/ws",
+	"tls-cert":                 "server.pem",
+	"tls-key":                  "server.key",
+	"tls-ca":                   "ca.pem",
+	"tls-client-auth":          "require",
+	"tls-use-identity":         "san",
+	"proxy-protocol":           "true",
+	"password-file":            "passwd",
+	"acl-file":                 "acl",
+	"allow-anonymous":          "false",
+	"jwt-secret":               "0123456789abcdef0123456789abcdef",
+	"jwt-secret-file":          "testdata/jwt-secret",
+	"jwt-public-key":           "jwt.pem",
+	"auth-http":                "http://auth.local/check",
+	"auth-http-timeout":        "2s",
+	"auth-http-down":           "ignore",
+	"cluster-key":              "c2VjcmV0LWtleS0xNi1ieQ==",
+	"cluster-key-file":         "testdata/cluster-key",
 }
 
 // companions are the other options an option in validValues needs to be
 // valid, set from the same source.
 var companions = map[string][]string{
-	"join": {"cluster-bind", "10.0.0.5", "bootstrap-expect", "3"},
+	"join":             {"cluster-bind", "10.0.0.5", "bootstrap-expect", "3"},
+	"tls-listen":       {"tls-cert", "server.pem", "tls-key", "server.key"},
+	"wss-listen":       {"tls-cert", "server.pem", "tls-key", "server.key"},
+	"tls-client-auth":  {"tls-ca", "ca.pem"},
+	"tls-use-identity": {"tls-client-auth", "request", "tls-ca", "ca.pem"},
 }
 
 // TestConfigEveryOption sets every option from each source alone and reads
@@ -279,6 +304,21 @@ var badInputs = []struct {
 	{name: "admin token and file", args: []string{"-admin-token", "a", "-admin-token-file", "testdata/admin-token"}, want: "admin-token and admin-token-file are both set"},
 	{name: "admin token with a blank", env: []string{"FLOCKMQ_ADMIN_TOKEN", "a b"}, want: "admin token must not contain blanks"},
 	{name: "admin pprof not a bool", args: []string{"-admin-pprof", "yes please"}, want: `flag -admin-pprof: not true or false`},
+	{name: "tls without a cert", args: []string{"-tls-listen", ":8883"}, want: "tls-listen and wss-listen need tls-cert and tls-key"},
+	{name: "tls listen without port", args: []string{"-tls-listen", "0.0.0.0", "-tls-cert", "a", "-tls-key", "b"}, want: `tls-listen address "0.0.0.0"`},
+	{name: "tls client auth unknown", args: []string{"-tls-client-auth", "maybe"}, want: `tls-client-auth "maybe" is not none, request or require`},
+	{name: "tls client auth without ca", args: []string{"-tls-client-auth", "require"}, want: "tls-client-auth require needs tls-ca"},
+	{name: "tls identity without client auth", args: []string{"-tls-use-identity", "cn"}, want: "tls-use-identity cn needs tls-client-auth"},
+	{name: "tls identity unknown", args: []string{"-tls-use-identity", "ou"}, want: `tls-use-identity "ou" is not false, cn, san or true`},
+	{name: "ws path without slash", args: []string{"-ws-path", "mqtt"}, want: `ws-path "mqtt" must start with /`},
+	{name: "allow anonymous unknown", args: []string{"-allow-anonymous", "sometimes"}, want: `allow-anonymous "sometimes" is not true, false or auto`},
+	{name: "auth http not a url", args: []string{"-auth-http", "auth.local/check"}, want: `auth-http "auth.local/check" is not an http:// or https:// URL`},
+	{name: "auth http down unknown", args: []string{"-auth-http-down", "allow"}, want: `auth-http-down "allow" is not deny or ignore`},
+	{name: "jwt secret and key", args: []string{"-jwt-secret", "s", "-jwt-public-key", "k.pem"}, want: "jwt-secret and jwt-public-key are both set"},
+	{name: "jwt secret and file", args: []string{"-jwt-secret", "s", "-jwt-secret-file", "testdata/jwt-secret"}, want: "jwt-secret and jwt-secret-file are both set"},
+	{name: "cluster key not base64", args: []string{"-cluster-key", "not base64!"}, want: "base64"},
+	{name: "cluster key too short", args: []string{"-cluster-key", "c2hvcnQ="}, want: "16, 24 or 32"},
+	{name: "cluster key file missing", args: []string{"-cluster-key-file", "testdata/none"}, want: "cluster-key file: open testdata/none"},
 	{name: "netsplit clean sessions not a bool", env: []string{"FLOCKMQ_NETSPLIT_CLEAN_SESSIONS", "sometimes"}, want: `environment FLOCKMQ_NETSPLIT_CLEAN_SESSIONS: not true or false: "sometimes"`},
 }
 

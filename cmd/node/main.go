@@ -25,6 +25,9 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "ctl" {
 		os.Exit(runCtl(os.Args[2:], os.Getenv, os.Stdout, os.Stderr))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "passwd" {
+		os.Exit(runPasswd(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
@@ -63,6 +66,12 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	}
 
 	opts := []broker.Option{broker.WithLogger(log)}
+	sec, err := newSecurity(cfg, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "flockmq: %v\n", err)
+		return 2
+	}
+	opts = append(opts, sec.options()...)
 	var node *cluster.Node
 	var cl *cluster.Cluster
 	if cfg.Store == "raft" {
@@ -74,9 +83,13 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		if len(cfg.Join) > 0 && len(peers) == 0 {
 			gossipExpect, noBootstrap = cfg.Expect, true
 		}
+		var key []byte
+		if cfg.ClusterKey != "" {
+			key, _ = cluster.ParseClusterKey(cfg.ClusterKey) // validated by loadConfig
+		}
 		node, err = cluster.StartNode(cluster.NodeConfig{ID: cfg.NodeID, DataDir: cfg.DataDir,
 			RaftBind: cfg.RaftBind, RaftAdvertise: cfg.RaftAdvertise, Peers: peers,
-			BootstrapExpect: len(peers), NoBootstrap: noBootstrap, Logger: log})
+			BootstrapExpect: len(peers), NoBootstrap: noBootstrap, Key: key, Logger: log})
 		if err != nil {
 			fmt.Fprintf(stderr, "flockmq: %v\n", err)
 			return 1
@@ -147,13 +160,32 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	// SIGHUP reloads the password file, the ACL file and the certificates;
+	// one that comes before the listeners are up waits for them.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	srv := eventloop.NewServer(b, cfg.Listen, eventloop.Options{Loops: cfg.Loops, Logger: log,
-		MaxPartialPacketBytes: int64(cfg.PartialBytes)})
+		MaxPartialPacketBytes: int64(cfg.PartialBytes), ProxyProtocol: cfg.ProxyProtocol})
 	if err := srv.Start(); err != nil {
 		fmt.Fprintf(stderr, "flockmq: %v\n", err)
 		_ = b.Shutdown(time.Second) // stops the $SYS publisher
 		return 1
 	}
+	std, err := serveStd(b, cfg, sec, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "flockmq: %v\n", err)
+		_ = b.Shutdown(time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = srv.Stop(ctx)
+		cancel()
+		return 1
+	}
+	go func() {
+		for range hup {
+			sec.reload()
+		}
+	}()
 	log.Info("flockmq serving MQTT", "listen", srv.Addr().String(), "version", broker.Version)
 	serving.Store(true)
 
@@ -174,6 +206,11 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	defer cancel()
 	if err := srv.Stop(ctx); err != nil {
 		log.Warn("engine stop", "err", err)
+	}
+	if std != nil {
+		if err := std.Stop(ctx); err != nil {
+			log.Warn("TLS and WebSocket listeners stop", "err", err)
+		}
 	}
 	log.Info("stopped")
 	return 0

@@ -186,7 +186,8 @@ func (p *Process) WaitServing(timeout time.Duration) bool {
 	return false
 }
 
-// probeMQTT reports whether addr answers a 3.1.1 CONNECT with success.
+// probeMQTT reports whether addr answers a 3.1.1 CONNECT: with success, or
+// with a refusal of authentication.
 func probeMQTT(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 500*time.Millisecond)
 	if err != nil {
@@ -199,7 +200,9 @@ func probeMQTT(addr string) bool {
 	}
 	var ack [4]byte
 	_, err = io.ReadFull(c, ack[:])
-	return err == nil && ack == [4]byte{0x20, 2, 0, 0}
+	// Accepted, or refused by authentication (4 bad user name or password,
+	// 5 not authorized): either way the broker answers.
+	return err == nil && ack[0] == 0x20 && ack[1] == 2 && ack[2] == 0 && (ack[3] == 0 || ack[3] == 4 || ack[3] == 5)
 }
 
 // ExitStatus waits for the process to end and returns its exit status (-1
