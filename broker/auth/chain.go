@@ -22,7 +22,7 @@ import (
 // accepted under the user name it gave, as Mosquitto does without a
 // password file (with allow-anonymous off, nobody). Authorization: a JWT's
 // acl claim when its token has one, else the ACL file when there is one,
-// else everything is allowed. It implements broker.AsyncAuthenticator and
+// else everything but $SYS for anonymous clients. It implements broker.AsyncAuthenticator and
 // broker.AccessAuthorizer; safe for concurrent use.
 type Chain struct {
 	cfg ChainConfig
@@ -207,7 +207,7 @@ func (c *Chain) AllowSubscribe(a broker.Access, filter []byte) bool {
 	if acl := c.cfg.ACL; acl != nil {
 		return acl.Current().CanSubscribe(a.ClientID, string(a.Username), a.Anonymous, string(filter))
 	}
-	return true
+	return !(a.Anonymous && isSys(shareless(string(filter))))
 }
 
 // AllowRead implements broker.AccessAuthorizer.
@@ -218,8 +218,12 @@ func (c *Chain) AllowRead(a broker.Access, topic []byte) bool {
 	if acl := c.cfg.ACL; acl != nil {
 		return acl.Current().CanRead(a.ClientID, string(a.Username), a.Anonymous, string(topic))
 	}
-	return true
+	return !(a.Anonymous && isSys(string(topic)))
 }
+
+// isSys reports whether a topic or filter is under $SYS, which anonymous
+// clients of a chain may not read unless an ACL file grants it.
+func isSys(f string) bool { return f == "$SYS" || strings.HasPrefix(f, "$SYS/") }
 
 // CanPublish implements broker.Authorizer for callers without an identity.
 func (c *Chain) CanPublish(clientID string, username []byte, topic []byte) bool {

@@ -184,3 +184,15 @@ func TestChainJWTClaimsACL(t *testing.T) {
 		}
 	}
 }
+
+func TestChainSysAnonymous(t *testing.T) {
+	c := NewChain(ChainConfig{AllowAnonymous: true})
+	anon := broker.Access{ClientID: "a", Anonymous: true}
+	user := broker.Access{ClientID: "u", Username: []byte("u")}
+	if c.AllowSubscribe(anon, []byte("$SYS/#")) || c.AllowRead(anon, []byte("$SYS/broker/uptime")) {
+		t.Fatal("an anonymous client may read $SYS without an ACL granting it")
+	}
+	if !c.AllowSubscribe(anon, []byte("a/#")) || !c.AllowSubscribe(user, []byte("$SYS/#")) {
+		t.Fatal("anonymous a/# or a user's $SYS/# refused")
+	}
+}
