@@ -361,13 +361,13 @@ func (c *Client) fail(err error) {
 	if errors.Is(err, codec.ErrPacketTooLarge) {
 		rc = codec.PacketTooLarge
 		b.stats.PacketsTooLarge.Add(1)
-		if held, ok := b.abuse.tooLarge.allow(c.l.now); ok {
-			logHeld(b.log, slog.LevelWarn, held, "connection closed: packet larger than max-packet-size",
+		if held, ok := b.abuse.tooLarge.Allow(c.l.now); ok {
+			LogHeld(b.log, slog.LevelWarn, held, "connection closed: packet larger than max-packet-size",
 				"client", c.clientID(), "remote", c.t.RemoteAddr(), "max", b.cfg.MaxPacketSize)
 		}
 	} else {
-		if held, ok := b.abuse.malformed.allow(c.l.now); ok {
-			logHeld(b.log, slog.LevelWarn, held, "connection closed: malformed packet",
+		if held, ok := b.abuse.malformed.Allow(c.l.now); ok {
+			LogHeld(b.log, slog.LevelWarn, held, "connection closed: malformed packet",
 				"client", c.clientID(), "remote", c.t.RemoteAddr(), "err", err.Error())
 		}
 	}
@@ -394,8 +394,8 @@ func (c *Client) fail(err error) {
 func (c *Client) protocolError(rc codec.ReasonCode) {
 	b := c.l.b
 	b.stats.ProtocolErrors.Add(1)
-	if held, ok := b.abuse.malformed.allow(c.l.now); ok {
-		logHeld(b.log, slog.LevelWarn, held, "connection closed: protocol error",
+	if held, ok := b.abuse.malformed.Allow(c.l.now); ok {
+		LogHeld(b.log, slog.LevelWarn, held, "connection closed: protocol error",
 			"client", c.clientID(), "remote", c.t.RemoteAddr(), "reason", rc.String())
 	}
 	c.disconnect(rc)

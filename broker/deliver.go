@@ -53,8 +53,8 @@ func (l *Loop) deliver(d delivery) {
 		if c.overHighWater() {
 			b.stats.DroppedQoS0.Add(1)
 			b.stats.DroppedQoS0Slow.Add(1)
-			if held, ok := b.abuse.dropped.allow(l.now); ok {
-				logHeld(b.log, slog.LevelInfo, held, "QoS 0 message dropped: the client is not reading fast enough",
+			if held, ok := b.abuse.dropped.Allow(l.now); ok {
+				LogHeld(b.log, slog.LevelInfo, held, "QoS 0 message dropped: the client is not reading fast enough",
 					"client", s.clientID, "remote", c.t.RemoteAddr(), "buffered", c.t.OutboundBuffered())
 			}
 			return
@@ -87,8 +87,8 @@ func (l *Loop) enqueue(s *Session, d delivery, connected bool) {
 		} else {
 			b.stats.DroppedQueueFull.Add(1)
 		}
-		if held, ok := b.abuse.dropped.allow(l.now); ok {
-			logHeld(b.log, slog.LevelInfo, held, "message dropped: session queue full",
+		if held, ok := b.abuse.dropped.Allow(l.now); ok {
+			LogHeld(b.log, slog.LevelInfo, held, "message dropped: session queue full",
 				"client", s.clientID, "qos", d.qos, "queued", n, "connected", connected)
 		}
 		return

@@ -148,12 +148,12 @@ func (c *Client) pauseFor(congested []*Session, links []uint32) {
 		c.l.paused = append(c.l.paused, c)
 	}
 	b.stats.PublisherPauses.Add(1)
-	if held, ok := b.abuse.paused.allow(c.l.now); ok {
+	if held, ok := b.abuse.paused.Allow(c.l.now); ok {
 		if len(x.waitOn) > 0 {
-			logHeld(b.log, slog.LevelInfo, held, "publisher held back: a subscriber's queue is congested",
+			LogHeld(b.log, slog.LevelInfo, held, "publisher held back: a subscriber's queue is congested",
 				"client", c.clientID(), "subscriber", x.waitOn[0].clientID)
 		} else {
-			logHeld(b.log, slog.LevelInfo, held, "publisher held back: the link to another node is congested",
+			LogHeld(b.log, slog.LevelInfo, held, "publisher held back: the link to another node is congested",
 				"client", c.clientID())
 		}
 	}
@@ -237,8 +237,8 @@ func (l *Loop) checkStuck() {
 		if since := max(f.progressAt, f.holdSince); timeout > 0 && l.now-since >= timeout {
 			f.holding = false
 			b.stats.SlowConsumerKicks.Add(1)
-			if held, ok := b.abuse.slowConsumer.allow(l.now); ok {
-				logHeld(b.log, slog.LevelWarn, held, "slow consumer disconnected: no progress while it held publishers back",
+			if held, ok := b.abuse.slowConsumer.Allow(l.now); ok {
+				LogHeld(b.log, slog.LevelWarn, held, "slow consumer disconnected: no progress while it held publishers back",
 					"client", s.clientID, "remote", c.t.RemoteAddr(), "queued", s.queueLen(),
 					"inflight", len(f.inflight), "stalled", time.Duration(l.now-since).Round(time.Millisecond))
 			}

@@ -81,8 +81,8 @@ func (l *Loop) post(batch []delivery) {
 			if len(l.mb) >= limit {
 				l.b.stats.DroppedQoS0.Add(1)
 				// On the poster's goroutine: l.now is not ours to read.
-				if held, ok := l.b.abuse.dropped.allow(time.Now().UnixNano()); ok {
-					logHeld(l.b.log, slog.LevelInfo, held, "QoS 0 message dropped: loop mailbox full",
+				if held, ok := l.b.abuse.dropped.Allow(time.Now().UnixNano()); ok {
+					LogHeld(l.b.log, slog.LevelInfo, held, "QoS 0 message dropped: loop mailbox full",
 						"client", batch[i].s.clientID, "mailbox-size", limit)
 				}
 				continue
@@ -247,15 +247,15 @@ func (l *Loop) Tick() {
 		b := l.b
 		if c.state == stateConnected {
 			b.stats.KeepaliveTimeouts.Add(1)
-			if held, ok := b.abuse.connectTimeout.allow(l.now); ok {
-				logHeld(b.log, slog.LevelInfo, held, "connection closed: keep alive timed out",
+			if held, ok := b.abuse.connectTimeout.Allow(l.now); ok {
+				LogHeld(b.log, slog.LevelInfo, held, "connection closed: keep alive timed out",
 					"client", c.clientID(), "remote", c.t.RemoteAddr(), "keepalive", c.keepAlive)
 			}
 			c.disconnect(codec.KeepAliveTimeout) // [MQTT-3.1.2-22]
 		} else {
 			b.stats.ConnectTimeouts.Add(1)
-			if held, ok := b.abuse.connectTimeout.allow(l.now); ok {
-				logHeld(b.log, slog.LevelInfo, held, "connection closed: no CONNECT in time",
+			if held, ok := b.abuse.connectTimeout.Allow(l.now); ok {
+				LogHeld(b.log, slog.LevelInfo, held, "connection closed: no CONNECT in time",
 					"remote", c.t.RemoteAddr(), "connect-timeout", b.cfg.ConnectTimeout)
 			}
 			c.abort()
@@ -350,8 +350,8 @@ func (l *Loop) Recovered(c *Client, v any, stack []byte) {
 	if c != nil {
 		args = append(args, "client", c.clientID(), "remote", c.t.RemoteAddr())
 	}
-	if held, ok := b.abuse.panic.allow(time.Now().UnixNano()); ok {
-		logHeld(b.log, slog.LevelError, held, "BUG: panic on an event loop recovered; its connection is closed", args...)
+	if held, ok := b.abuse.panic.Allow(time.Now().UnixNano()); ok {
+		LogHeld(b.log, slog.LevelError, held, "BUG: panic on an event loop recovered; its connection is closed", args...)
 	}
 	l.reading = nil
 	l.flushing = false

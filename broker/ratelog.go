@@ -7,13 +7,13 @@ import (
 	"time"
 )
 
-// logLimit lets through at most logBurst lines of one kind of event per
+// LogLimit lets through at most logBurst lines of one kind of event per
 // logPeriod, so that a flood of bad clients cannot fill the disk, and says in
-// the next line it lets through how many it held back. Callers ask allow
+// the next line it lets through how many it held back. Callers ask Allow
 // before they build the line, so that an event held back (a dropped message
 // at hundreds of thousands a second) costs a few atomic operations. Safe for
-// concurrent use.
-type logLimit struct {
+// concurrent use. The cluster uses it for strangers on its ports.
+type LogLimit struct {
 	start atomic.Int64 // unix nanoseconds: the current period's start
 	n     atomic.Int64 // lines let through in it
 	held  atomic.Int64 // lines held back since the last one let through
@@ -24,9 +24,9 @@ const (
 	logBurst  = 10
 )
 
-// allow reports whether a line may be written at now (unix nanoseconds),
+// Allow reports whether a line may be written at now (unix nanoseconds),
 // and how many were held back before it.
-func (r *logLimit) allow(now int64) (held int64, ok bool) {
+func (r *LogLimit) Allow(now int64) (held int64, ok bool) {
 	if start := r.start.Load(); now-start >= int64(logPeriod) && r.start.CompareAndSwap(start, now) {
 		r.n.Store(0)
 	}
@@ -37,9 +37,9 @@ func (r *logLimit) allow(now int64) (held int64, ok bool) {
 	return r.held.Swap(0), true
 }
 
-// logHeld writes a line that allow let through, with the count it held back
+// LogHeld writes a line that Allow let through, with the count it held back
 // before it.
-func logHeld(l *slog.Logger, level slog.Level, held int64, msg string, args ...any) {
+func LogHeld(l *slog.Logger, level slog.Level, held int64, msg string, args ...any) {
 	if held > 0 {
 		args = append(args, "suppressed", held)
 	}
@@ -49,5 +49,5 @@ func logHeld(l *slog.Logger, level slog.Level, held int64, msg string, args ...a
 // abuseLogs are the rate limits of the log lines about misbehaving clients
 // and the broker's answers to them, one per kind of event.
 type abuseLogs struct {
-	panic, malformed, connectTimeout, tooLarge, slowConsumer, paused, dropped logLimit
+	panic, malformed, connectTimeout, tooLarge, slowConsumer, paused, dropped LogLimit
 }

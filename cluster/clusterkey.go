@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/flockmq/flockmq/broker"
 )
 
 // The cluster key (-cluster-key) keeps the cluster's ports to its nodes:
@@ -213,7 +215,7 @@ type keyGate struct {
 	timeout time.Duration
 	log     *slog.Logger
 	pending chan struct{} // handshakes in progress, bounded
-	limit   logLimit
+	limit   broker.LogLimit
 
 	refused atomic.Uint64
 }
@@ -261,9 +263,9 @@ func (g *keyGate) admit(c net.Conn) bool {
 // refuse counts, logs (rate limited) and closes c.
 func (g *keyGate) refuse(c net.Conn, err error) {
 	g.refused.Add(1)
-	if held, ok := g.limit.allow(time.Now().UnixNano()); ok {
+	if held, ok := g.limit.Allow(time.Now().UnixNano()); ok {
 		remote := c.RemoteAddr().String()
-		logHeld(g.log, slog.LevelWarn, held, g.what+": connection from "+remote+" refused: bad cluster key handshake",
+		broker.LogHeld(g.log, slog.LevelWarn, held, g.what+": connection from "+remote+" refused: bad cluster key handshake",
 			"remote", remote, "err", err)
 	}
 	c.Close()

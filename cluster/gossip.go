@@ -76,6 +76,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 
+	"github.com/flockmq/flockmq/broker"
 	"github.com/flockmq/flockmq/routing"
 )
 
@@ -209,7 +210,7 @@ type Gossip struct {
 	pullsSent atomic.Uint64 // route table pulls: a gap or an unknown node was seen
 
 	keyRefused atomic.Uint64 // messages memberlist dropped for the cluster key
-	keyLog     logLimit
+	keyLog     broker.LogLimit
 }
 
 // memberEntry is one member. Gossip.mu must be held.

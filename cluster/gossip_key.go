@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/flockmq/flockmq/broker"
 )
 
 // memberlist (v0.6.0) drops every packet and stream that does not decrypt
@@ -59,7 +61,7 @@ func (f gossipLogFilter) Write(p []byte) (int, error) {
 	}
 	g := f.g
 	g.keyRefused.Add(1)
-	if held, ok := g.keyLog.allow(time.Now().UnixNano()); ok {
+	if held, ok := g.keyLog.Allow(time.Now().UnixNano()); ok {
 		from := "unknown"
 		if i := strings.LastIndex(line, "from="); i >= 0 {
 			from = strings.TrimSpace(line[i+len("from="):])
@@ -68,7 +70,7 @@ func (f gossipLogFilter) Write(p []byte) (int, error) {
 		if i := strings.Index(reason, "memberlist: "); i >= 0 {
 			reason = reason[i+len("memberlist: "):]
 		}
-		logHeld(g.log, slog.LevelWarn, held, "gossip: message from "+from+" refused: bad cluster key",
+		broker.LogHeld(g.log, slog.LevelWarn, held, "gossip: message from "+from+" refused: bad cluster key",
 			"remote", from, "err", reason)
 	}
 	return len(p), nil
