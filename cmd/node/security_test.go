@@ -60,7 +60,7 @@ func TestSecurityPasswordAndACL(t *testing.T) {
 	bin := nodetest.Build(t)
 	dir := t.TempDir()
 	pw := filepath.Join(dir, "passwd")
-	if code, _, errs := runBin(t, bin, "", "passwd", "-b", pw, "alice", "wonder"); code != 0 {
+	if code, _, errs := runBin(t, bin, nil, "", "passwd", "-b", pw, "alice", "wonder"); code != 0 {
 		t.Fatalf("flockmq passwd: %d %s", code, errs)
 	}
 	if code, out := mosq(t, "mosquitto_passwd", "-b", pw, "bob", "builder"); code != 0 {
@@ -244,10 +244,14 @@ func TestSecurityJWTAndHTTP(t *testing.T) {
 	}
 }
 
-// runBin runs the binary with args and stdin.
-func runBin(t *testing.T, bin, stdin string, args ...string) (int, string, string) {
+// runBin runs the binary with args, env (nil: this process's) and stdin,
+// within 30 s, and returns its exit status and output.
+func runBin(t *testing.T, bin string, env []string, stdin string, args ...string) (int, string, string) {
 	t.Helper()
-	cmd := exec.Command(bin, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = env
 	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
