@@ -1,7 +1,7 @@
 package bench
 
 import (
-	"github.com/panjf2000/gnet/v2"
+	"errors"
 
 	"github.com/flockmq/flockmq/codec"
 )
@@ -15,13 +15,15 @@ const (
 	stateClosed
 )
 
-// client is one MQTT connection of a run. The dialer sets it up; from OnOpen
-// on, every field is owned by the connection's event loop (loop goroutine
-// only), and the runner reads the results after the gnet client has stopped.
+// client is one MQTT connection of a run. The dialer sets it up; from
+// opened on, every field is owned by the connection's event loop (loop
+// goroutine only), and the runner reads the results after the transport
+// has stopped. Both transports, gnet and std-net (--tls), drive it through
+// opened, decode, answer, flush and closed.
 type client struct {
 	r     *Runner
 	loop  *loopState
-	conn  gnet.Conn
+	conn  clientConn
 	idx   int
 	id    []byte
 	host  string
@@ -59,6 +61,62 @@ type client struct {
 	pubStart int64
 	done     bool // limit reached and acknowledged (counted in pubsDone)
 	win      pubWindow
+}
+
+// opened binds the client to loop l and connection conn and returns its
+// CONNECT, to be written first. start is when connecting began: the TCP
+// connection's enrolment (gnet), or the start of the TLS handshake (--tls),
+// so that the CONNACK latency includes the handshake. Loop goroutine only.
+func (c *client) opened(l *loopState, conn clientConn, start int64) []byte {
+	c.loop, c.conn = l, conn
+	l.clients = append(l.clients, c)
+	if c.isPub {
+		l.pubs = append(l.pubs, c)
+	}
+	c.state = stateConnecting
+	c.connectStart, c.lastOut = start, start
+	return c.appendConnect(nil)
+}
+
+// decode handles every complete packet at the head of buf (borrowed: valid
+// for the call only) and appends any answers to out. It returns the bytes
+// consumed and false when the connection must close. It does not allocate.
+// Loop goroutine only.
+func (c *client) decode(buf, out []byte, now int64) (int, []byte, bool) {
+	l := c.loop
+	off := 0
+	keep := true
+	l.mu.Lock()
+	for off < len(buf) {
+		n, err := codec.Decode(buf[off:], c.r.cfg.Version, maxPacket, &l.pkt)
+		if errors.Is(err, codec.ErrIncomplete) {
+			break
+		}
+		if err != nil {
+			l.st.protoErr.Add(1)
+			c.r.noteErr(err)
+			keep = false
+			break
+		}
+		off += n
+		if out, keep = c.handle(&l.pkt, out, now); !keep {
+			break
+		}
+	}
+	l.mu.Unlock()
+	return off, out, keep
+}
+
+// answer refills a publish window freed by acks (unless the connection is
+// closing), writes out with one write and hands the buffer back to the
+// loop. Loop goroutine only.
+func (c *client) answer(out []byte, now int64, keep bool) {
+	l := c.loop
+	if keep && l.publishing && c.isPub {
+		out = c.pump(out, now)
+	}
+	c.flush(out)
+	l.wbuf = out[:0]
 }
 
 // appendConnect encodes the client's CONNECT.
@@ -279,7 +337,8 @@ func (c *client) flush(b []byte) {
 	c.lastOut = c.r.clk.now()
 }
 
-// closed runs in OnClose.
+// closed runs when the connection has closed (gnet's OnClose, or the std
+// reader's end). Loop goroutine only.
 func (c *client) closed(err error) {
 	if c.state >= stateClosed {
 		return

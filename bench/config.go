@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -54,10 +55,21 @@ type Config struct {
 	Probe         int           // conn: after the hold, one message to this many random connections; routes: random topics probed
 	ProbeEvery    time.Duration // routes, takeover and multi-node flows: period of route probes
 
+	// MQTT over TLS (tls.go, stdnet.go): a crypto/tls connection per client
+	// instead of gnet's loops.
+	TLS           bool
+	CAFile        string // PEM CA certificates to verify the broker's certificate with
+	Insecure      bool   // skip the verification (instead of CAFile)
+	CertFile      string // client certificate, PEM; optional
+	KeyFile       string // its key
+	TLSServerName string // name to verify; default each host's host part
+
 	Interval time.Duration // progress line period; 0 disables it
 	Progress io.Writer     // where progress lines go (stderr in the binary)
 	JSON     bool
 	Report   string // HTML report path
+
+	tlsConf *tls.Config // built from the TLS flags by Validate
 }
 
 // DefaultConfig returns the defaults of the flags.
@@ -89,7 +101,8 @@ var Scenarios = []string{"conn", "pub", "sub", "fanin", "fanout", "pairs", "late
 // ErrConfig wraps every configuration error.
 var ErrConfig = errors.New("bench: invalid configuration")
 
-// Validate checks c and fills scenario defaults (topics, filters).
+// Validate checks c and fills scenario defaults (topics, filters); with
+// TLS it reads the certificate files.
 func (c *Config) Validate() error {
 	known := false
 	for _, s := range Scenarios {
@@ -134,6 +147,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("%w: --topics must be at least 1", ErrConfig)
 	case len(c.ReconnectHosts) > 0 && c.Scenario != "takeover":
 		return fmt.Errorf("%w: --reconnect-host belongs to the takeover scenario", ErrConfig)
+	}
+	if err := c.validateTLS(); err != nil {
+		return err
 	}
 	if c.Topic == "" {
 		c.Topic = defaultTopic(c.Scenario)

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -30,7 +29,7 @@ type loopStats struct {
 // owns, its scratch buffers, and its histograms.
 type loopState struct {
 	r  *Runner
-	el gnet.EventLoop
+	el executor // a gnet event loop, or a stdLoop (--tls)
 
 	// Loop goroutine only.
 	clients    []*client
@@ -50,7 +49,7 @@ type loopState struct {
 	lat, ack, connack *hdrhistogram.Histogram
 }
 
-func newLoopState(r *Runner, el gnet.EventLoop) *loopState {
+func newLoopState(r *Runner, el executor) *loopState {
 	l := &loopState{r: r, el: el, wbuf: make([]byte, 0, 64<<10),
 		lat: newHist(), ack: newHist(), connack: newHist()}
 	l.tickJob = gnet.RunnableFunc(l.tick)
@@ -109,16 +108,7 @@ func (h *handler) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if !ok {
 		return nil, gnet.Close
 	}
-	l := h.r.loopFor(c.EventLoop())
-	cl.loop, cl.conn = l, c
-	l.clients = append(l.clients, cl)
-	if cl.isPub {
-		l.pubs = append(l.pubs, cl)
-	}
-	now := h.r.clk.now()
-	cl.state = stateConnecting
-	cl.connectStart, cl.lastOut = now, now
-	return cl.appendConnect(nil), gnet.None
+	return cl.opened(h.r.loopFor(c.EventLoop()), c, h.r.clk.now()), gnet.None
 }
 
 // OnTraffic decodes every complete packet in place and answers with one write.
@@ -127,39 +117,15 @@ func (h *handler) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
-	l := cl.loop
 	buf, _ := c.Peek(-1)
-	out := l.wbuf[:0]
 	now := h.r.clk.now()
-	off := 0
-	action := gnet.None
-	l.mu.Lock()
-	for off < len(buf) {
-		n, err := codec.Decode(buf[off:], h.r.cfg.Version, maxPacket, &l.pkt)
-		if errors.Is(err, codec.ErrIncomplete) {
-			break
-		}
-		if err != nil {
-			l.st.protoErr.Add(1)
-			h.r.noteErr(err)
-			action = gnet.Close
-			break
-		}
-		off += n
-		var keep bool
-		if out, keep = cl.handle(&l.pkt, out, now); !keep {
-			action = gnet.Close
-			break
-		}
-	}
-	l.mu.Unlock()
+	off, out, keep := cl.decode(buf, cl.loop.wbuf[:0], now)
 	_, _ = c.Discard(off)
-	if action == gnet.None && l.publishing && cl.isPub {
-		out = cl.pump(out, now) // refill a window freed by acks
+	cl.answer(out, now, keep)
+	if !keep {
+		return gnet.Close
 	}
-	cl.flush(out)
-	l.wbuf = out[:0]
-	return action
+	return gnet.None
 }
 
 // OnClose accounts for the connection's end.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -20,23 +21,25 @@ import (
 // ErrConnect is returned when the connect phase does not complete.
 var ErrConnect = errors.New("bench: connections failed")
 
-// Runner owns one gnet client and the connections opened through it. A
-// scenario opens clients, publishes, drains and stops; a storm uses one Runner
-// per phase. Methods are for the scenario goroutine only unless noted.
+// Runner owns one transport, a gnet client or (--tls) the std-net
+// transport, and the connections opened through it. A scenario opens
+// clients, publishes, drains and stops; a storm uses one Runner per phase.
+// Methods are for the scenario goroutine only unless noted.
 type Runner struct {
 	cfg    *Config
 	clk    clock
-	cli    *gnet.Client
-	runID  uint32 // stamped into payloads
-	anyRun bool   // accept other runs' messages (the sub scenario)
+	cli    *gnet.Client // nil with --tls
+	std    *stdNet      // --tls only
+	runID  uint32       // stamped into payloads
+	anyRun bool         // accept other runs' messages (the sub scenario)
 
 	// prober, while routes are probed, accounts for the probes that reach
 	// this Runner's clients. Safe for concurrent use.
 	prober atomic.Pointer[routeProber]
 
 	loopsMu sync.Mutex
-	byEL    map[gnet.EventLoop]*loopState // under loopsMu
-	loops   atomic.Pointer[[]*loopState]  // copy on write, read lock-free
+	byEL    map[executor]*loopState      // under loopsMu
+	loops   atomic.Pointer[[]*loopState] // copy on write, read lock-free
 	clients []*client
 
 	// Gates and counters: safe for concurrent use.
@@ -54,14 +57,24 @@ type Runner struct {
 	nextDial atomic.Uint64 // round-robin source address
 }
 
-// NewRunner starts a gnet client with cfg.Loops event loops and the driver.
+// NewRunner starts the transport with cfg.Loops event loops, a gnet client
+// or with cfg.TLS the std-net transport, and the driver.
 func NewRunner(cfg *Config, clk clock, smp *sampler, runID uint32) (*Runner, error) {
-	r := &Runner{cfg: cfg, clk: clk, runID: runID, anyRun: cfg.Scenario == "sub", byEL: make(map[gnet.EventLoop]*loopState),
+	r := &Runner{cfg: cfg, clk: clk, runID: runID, anyRun: cfg.Scenario == "sub", byEL: make(map[executor]*loopState),
 		connected: newGate(), ready: newGate(), closedG: newGate(), pubsDone: newGate(),
 		complete: newGate(), errs: make(map[string]int), sampler: smp,
 		stopDrv: make(chan struct{}), drvDone: make(chan struct{})}
 	empty := []*loopState{}
 	r.loops.Store(&empty)
+	if cfg.TLS {
+		std, err := newStdNet(r)
+		if err != nil {
+			return nil, err
+		}
+		r.std = std
+		go r.drive()
+		return r, nil
+	}
 	cli, err := gnet.NewClient(&handler{r: r},
 		gnet.WithNumEventLoop(cfg.Loops),
 		gnet.WithLogger(nopLogger{}),
@@ -79,8 +92,8 @@ func NewRunner(cfg *Config, clk clock, smp *sampler, runID uint32) (*Runner, err
 }
 
 // loopFor returns the state of event loop el, creating it on first use.
-// Called from OnOpen on el.
-func (r *Runner) loopFor(el gnet.EventLoop) *loopState {
+// Called on el, as a connection opens.
+func (r *Runner) loopFor(el executor) *loopState {
 	r.loopsMu.Lock()
 	defer r.loopsMu.Unlock()
 	if l, ok := r.byEL[el]; ok {
@@ -162,6 +175,7 @@ func (r *Runner) open(ctx context.Context, specs []clientSpec) ([]*client, error
 			r.complete.grow(1)
 		}
 	}
+	failed0 := r.connFailed.Load()
 	ctx, cancel := context.WithTimeout(ctx, r.cfg.ConnTimeout)
 	defer cancel()
 	jobs := make(chan *client)
@@ -194,10 +208,16 @@ func (r *Runner) open(ctx context.Context, specs []clientSpec) ([]*client, error
 		return cls, fmt.Errorf("%w: %d of %d ready after %v", ErrConnect,
 			r.ready.count()-r.connFailed.Load(), len(r.clients), r.cfg.ConnTimeout)
 	}
+	if r.connFailed.Load()-failed0 == int64(len(cls)) && len(cls) > 0 {
+		// Nothing to measure: say why rather than report a run of zeros.
+		errs := r.errorList()
+		return cls, fmt.Errorf("%w: none of %d connected (%s)", ErrConnect, len(cls), strings.Join(errs[:min(3, len(errs))], "; "))
+	}
 	return cls, nil
 }
 
-// dial connects c and hands it to an event loop. Dialer goroutines only.
+// dial connects c and hands it to an event loop: gnet's, or with --tls a
+// std loop after the TLS handshake. Dialer goroutines only.
 func (r *Runner) dial(ctx context.Context, c *client) {
 	d := net.Dialer{Timeout: 10 * time.Second}
 	if ips := r.cfg.SourceIPs; len(ips) > 0 {
@@ -207,7 +227,11 @@ func (r *Runner) dial(ctx context.Context, c *client) {
 	}
 	nc, err := d.DialContext(ctx, "tcp", c.host)
 	if err == nil {
-		_, err = r.cli.EnrollContext(nc, c) // closes nc, keeps a dup
+		if r.std != nil {
+			err = r.std.enroll(ctx, c, nc)
+		} else {
+			_, err = r.cli.EnrollContext(nc, c) // closes nc, keeps a dup
+		}
 	}
 	if err != nil {
 		r.noteErr(err)
@@ -349,10 +373,10 @@ func (r *Runner) disconnect(ctx context.Context) {
 	})
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	_ = r.closedG.wait(ctx) // gnet.Stop closes whatever is left
+	_ = r.closedG.wait(ctx) // stopping the transport closes whatever is left
 }
 
-// Stop disconnects, stops the gnet client and the driver, and folds the last
+// Stop disconnects, stops the transport and the driver, and folds the last
 // histogram intervals into the sampler. After Stop the clients may be read
 // from the calling goroutine.
 // It is idempotent.
@@ -361,7 +385,11 @@ func (r *Runner) Stop(ctx context.Context) {
 		r.disconnect(ctx)
 		close(r.stopDrv)
 		<-r.drvDone
-		_ = r.cli.Stop()
+		if r.std != nil {
+			r.std.stop()
+		} else {
+			_ = r.cli.Stop()
+		}
 		r.sampler.sample(r, true)
 	})
 }

@@ -29,6 +29,9 @@ func Run(ctx context.Context, cfg Config) (*Summary, error) {
 	s.sum = &Summary{Scenario: cfg.Scenario, Hosts: cfg.Hosts, MQTT: cfg.Version.String(),
 		QoS: int(cfg.QoS), Size: cfg.Size, Clients: cfg.Clients, Rate: cfg.Rate,
 		PubHosts: cfg.PubHosts, SubHosts: cfg.SubHosts, ReconnectHosts: cfg.ReconnectHosts}
+	if cfg.TLS {
+		s.sum.TLS = &TLSStats{}
+	}
 	var err error
 	switch cfg.Scenario {
 	case "conn":
@@ -406,7 +409,15 @@ func (s *scenario) finish() {
 	sum.Elapsed = time.Since(s.t0).Seconds()
 	sum.CPU = s.cpu.stop()
 	var failed int
+	hs := newHist()
 	for _, r := range s.runners {
+		if r.std != nil {
+			st := r.std.stats(hs)
+			if sum.TLS.Version == "" {
+				sum.TLS.Version, sum.TLS.Cipher, sum.TLS.Group = st.Version, st.Cipher, st.Group
+			}
+			sum.TLS.Handshakes += st.Handshakes
+		}
 		t := r.totals()
 		sum.Pub.Sent += t.sent
 		sum.Pub.Acked += t.acked
@@ -434,6 +445,9 @@ func (s *scenario) finish() {
 	series, lat, ack, connack := s.smp.snapshot()
 	sum.Series = series
 	sum.Latency, sum.Ack, sum.Conn.Connack = Summarize(lat), Summarize(ack), Summarize(connack)
+	if sum.TLS != nil {
+		sum.TLS.Handshake = Summarize(hs)
+	}
 	sum.Distribution = Distribution(lat)
 	if sum.Probe != nil {
 		sum.Probe.Latency = sum.Latency // the probe's are the only deliveries

@@ -32,6 +32,7 @@ type Summary struct {
 	Seq      SeqCounts      `json:"correctness"`
 	Retained *RetainedStats `json:"retained,omitempty"`
 	Probe    *ProbeStats    `json:"probe,omitempty"` // conn --probe
+	TLS      *TLSStats      `json:"tls,omitempty"`   // --tls
 	CPU      CPUStats       `json:"cpu"`
 	Errors   []string       `json:"errors,omitempty"`
 
@@ -132,12 +133,25 @@ func (s *Summary) WriteJSON(w io.Writer) error {
 // WriteText prints the human summary.
 func (s *Summary) WriteText(w io.Writer) {
 	p := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
-	p("== flockmq-bench %s  hosts=%s%s mqtt=%s qos=%d size=%d clients=%d rate=%s  elapsed %.1fs",
-		s.Scenario, strings.Join(s.Hosts, ","), s.roleText(), s.MQTT, s.QoS, s.Size, s.Clients, rateText(s.Rate), s.Elapsed)
+	transport := ""
+	if s.TLS != nil {
+		transport = " tls"
+	}
+	p("== flockmq-bench %s  hosts=%s%s%s mqtt=%s qos=%d size=%d clients=%d rate=%s  elapsed %.1fs",
+		s.Scenario, strings.Join(s.Hosts, ","), s.roleText(), transport, s.MQTT, s.QoS, s.Size, s.Clients, rateText(s.Rate), s.Elapsed)
 	c := s.Conn
 	p("connections  %d/%d connected, %d failed, %d dropped; %.0f conn/s over %.2fs; session present %d",
 		c.Connected, c.Attempted, c.Failed, c.Dropped, c.Rate, c.Seconds, c.SessionPresent)
-	p("  connack    %s", latText(c.Connack))
+	if t := s.TLS; t != nil {
+		p("  connack    %s  (from the start of the TLS handshake)", latText(c.Connack))
+		if t.Handshakes > 0 {
+			p("  tls        %s %s %s; handshake %s", t.Version, t.Cipher, t.Group, latText(t.Handshake))
+		} else {
+			p("  tls        no handshake completed")
+		}
+	} else {
+		p("  connack    %s", latText(c.Connack))
+	}
 	if c.RSSAfterKB > 0 {
 		p("  broker RSS %d KiB -> %d KiB (%.2f KiB = %.0f bytes per connection; 1,000,000 connections ≈ %.2f GiB)",
 			c.RSSBeforeKB, c.RSSAfterKB, c.RSSPerConnKB, c.RSSPerConnKB*1024, c.RSS1MGiB)

@@ -26,8 +26,11 @@ type brokerSpec struct {
 	// output directory, for config files; data is a fresh empty directory
 	// the broker owns from its start until it is stopped, then removed.
 	Argv func(port int, dir, data string) ([]string, error)
-	Env  []string // added to the environment
-	Port int      // MQTT listen port; 0 = a free one
+	// TLSArgv, when set, is used instead of Argv: the broker also serves
+	// MQTT over TLS, on tlsPort, a second free loopback port (-tls).
+	TLSArgv func(port, tlsPort int, dir, data string) ([]string, error)
+	Env     []string // added to the environment
+	Port    int      // MQTT listen port; 0 = a free one
 	// LogReady, when set, must also hold before the broker counts as
 	// ready: it is given the process's output so far and its address.
 	LogReady func(log []byte, addr string) bool
@@ -144,6 +147,7 @@ func freePort() (int, error) {
 type broker struct {
 	Name    string
 	Port    int
+	TLSPort int      // MQTT over TLS; 0 = none
 	Argv    []string // as started
 	Env     []string
 	DataDir string // removed once stopped; a restart after a crash keeps it
@@ -238,11 +242,24 @@ func prepareBroker(spec brokerSpec, dir string) (_ *broker, err error) {
 			return nil, err
 		}
 	}
+	tlsPort := 0
+	if spec.TLSArgv != nil {
+		for tlsPort == 0 || tlsPort == port {
+			if tlsPort, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+	}
 	data, err := os.MkdirTemp(dir, spec.Name+"-data-")
 	if err != nil {
 		return nil, err
 	}
-	argv, err := spec.Argv(port, dir, data)
+	var argv []string
+	if spec.TLSArgv != nil {
+		argv, err = spec.TLSArgv(port, tlsPort, dir, data)
+	} else {
+		argv, err = spec.Argv(port, dir, data)
+	}
 	if err != nil {
 		_ = os.RemoveAll(data)
 		return nil, err
@@ -251,7 +268,7 @@ func prepareBroker(spec brokerSpec, dir string) (_ *broker, err error) {
 	if limit == 0 {
 		limit = 30 * time.Second
 	}
-	return &broker{Name: spec.Name, Port: port, Argv: argv, Env: spec.Env, DataDir: data,
+	return &broker{Name: spec.Name, Port: port, TLSPort: tlsPort, Argv: argv, Env: spec.Env, DataDir: data,
 		logReady: spec.LogReady, startLimit: limit, supervised: make(chan struct{})}, nil
 }
 
@@ -344,6 +361,14 @@ func (b *broker) PID() int {
 // Addr is the broker's MQTT address.
 func (b *broker) Addr() string { return loopback(b.Port) }
 
+// TLSAddr is the broker's MQTT over TLS address, "" if it has none.
+func (b *broker) TLSAddr() string {
+	if b.TLSPort == 0 {
+		return ""
+	}
+	return loopback(b.TLSPort)
+}
+
 // Crashes lists the unexpected exits so far.
 func (b *broker) Crashes() []string {
 	b.mu.Lock()
@@ -351,9 +376,10 @@ func (b *broker) Crashes() []string {
 	return append([]string(nil), b.crashes...)
 }
 
-// waitReady polls until the port accepts a TCP connection (and the log
-// shows LogReady's line, if the spec has one), the process exits, or the
-// start limit passes. FlockMQ listens once raft has a leader.
+// waitReady polls until the port, and the TLS port if any, accept a TCP
+// connection (and the log shows LogReady's line, if the spec has one), the
+// process exits, or the start limit passes. FlockMQ listens once raft has a
+// leader.
 func (b *broker) waitReady(ctx context.Context, p *proc) error {
 	limit := b.startLimit
 	deadline := time.Now().Add(limit)
@@ -365,12 +391,8 @@ func (b *broker) waitReady(ctx context.Context, p *proc) error {
 			out, _ := os.ReadFile(p.logPath)
 			logged = b.logReady(out, b.Addr())
 		}
-		if logged {
-			c, err := net.DialTimeout("tcp", b.Addr(), time.Second)
-			if err == nil {
-				c.Close()
-				return nil
-			}
+		if logged && accepts(b.Addr()) && (b.TLSPort == 0 || accepts(b.TLSAddr())) {
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not accepting on %s after %v: %s", b.Name, b.Addr(), limit, p.tail.String())
@@ -383,6 +405,15 @@ func (b *broker) waitReady(ctx context.Context, p *proc) error {
 		case <-tick.C:
 		}
 	}
+}
+
+// accepts says whether addr accepts a TCP connection.
+func accepts(addr string) bool {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+	}
+	return err == nil
 }
 
 // Stop ends supervision, stops the current process (SIGTERM, up to grace,

@@ -14,18 +14,18 @@ import (
 )
 
 // TestMain doubles as a fake broker when BENCH_COMPARE_FAKE=1: it listens on
-// os.Args[1], crashes (exit 2) when a client sends "X", and exits 0 on SIGTERM.
+// os.Args[1] (and accepts on any further addresses given), crashes (exit 2) when a client sends "X", and exits 0 on SIGTERM.
 // With BENCH_COMPARE_FAKE_CLUSTER=DIR it is a node of a fake cluster of
 // three: it leaves a file in DIR, waits until all three have, and only then
 // listens and logs FlockMQ's serving line.
 func TestMain(m *testing.M) {
 	if os.Getenv("BENCH_COMPARE_FAKE") == "1" {
-		os.Exit(fakeBroker(os.Args[1]))
+		os.Exit(fakeBroker(os.Args[1], os.Args[2:]...))
 	}
 	os.Exit(m.Run())
 }
 
-func fakeBroker(addr string) int {
+func fakeBroker(addr string, more ...string) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
 	if dir := os.Getenv("BENCH_COMPARE_FAKE_CLUSTER"); dir != "" {
@@ -45,6 +45,22 @@ func fakeBroker(addr string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	for _, a := range more { // further listeners (a TLS port), accepting only
+		ml, err := net.Listen("tcp", a)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		go func() {
+			for {
+				c, err := ml.Accept()
+				if err != nil {
+					return
+				}
+				c.Close()
+			}
+		}()
 	}
 	if os.Getenv("BENCH_COMPARE_FAKE_CLUSTER") != "" {
 		fmt.Printf("time=now level=INFO msg=\"flockmq serving MQTT\" listen=%s version=fake\n", addr)

@@ -3,7 +3,8 @@
 // docs/benchmarks.md. `make bench-compare` builds the binaries and runs it;
 // `make bench-compare QUICK=1` is a short smoke run that leaves the docs alone.
 // With -cluster (`make bench-cluster`) it runs issue 11's cluster rows
-// instead, three FlockMQ nodes against a single one (cluster.go).
+// instead, three FlockMQ nodes against a single one (cluster.go); with -tls
+// (`make bench-tls`) fan-in and connect rate over TLS next to TCP (tls.go).
 //
 // Each broker runs as its users run it: FlockMQ as `make run` starts it
 // (raft store in a fresh data directory, one event loop per CPU), Mosquitto
@@ -48,6 +49,10 @@ type harness struct {
 	names      []string
 	progress   io.Writer
 	brokerCmds []string // the first row's broker command lines
+	caFile     string   // -tls: the CA the tool verifies TLS listeners with
+	// onStart, when set, sees each broker of a row once it is ready (-tls:
+	// what its TLS listener negotiates).
+	onStart func(*broker)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -63,11 +68,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	makeCmd := fs.String("make-command", "", "how this run was started, for the Commands list")
 	cluster := fs.Bool("cluster", false, "issue 11's cluster rows instead: three FlockMQ nodes on loopback against a single node, "+
 		"written to the \""+clusterTitle+"\" section (out default BIN/bench-cluster.out)")
+	tlsMode := fs.Bool("tls", false, "TLS rows instead: fan-in QoS 1 and connect rate over TLS next to TCP, FlockMQ and Mosquitto "+
+		"(mochi on TCP only), written to the \""+tlsTitle+"\" section (out default BIN/bench-tls.out)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cluster && *tlsMode {
+		fmt.Fprintln(stderr, "bench-compare: -cluster and -tls are separate runs")
 		return 2
 	}
 	if *cluster {
 		return runCluster(args, *bin, *out, *doc, *quick, *rounds, *only, *makeCmd, stdout, stderr)
+	}
+	if *tlsMode {
+		return runTLS(args, *bin, *out, *doc, *quick, *rounds, *mosq, *only, *makeCmd, stdout, stderr)
 	}
 	pl := fullPlan()
 	if *quick {
@@ -150,7 +164,7 @@ func cleanOut(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for _, pat := range []string{"*.log", "*.json", "*.conf", "section.md", "*-data-*"} {
+	for _, pat := range []string{"*.log", "*.json", "*.conf", "section.md", "*-data-*", "tls-*.pem", "tls-*.key"} {
 		old, _ := filepath.Glob(filepath.Join(dir, pat))
 		for _, f := range old {
 			if err := os.RemoveAll(f); err != nil {
@@ -204,26 +218,34 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 			_ = b.Stop(10 * time.Second)
 		}
 	}()
+	skipped := map[string]string{}
 	for _, spec := range h.specs {
+		if r.TLS && spec.TLSArgv == nil {
+			skipped[spec.Name] = "no TLS listener"
+			continue
+		}
 		b, err := startBroker(ctx, spec, h.out, filepath.Join(h.out, r.ID+"-"+spec.Name))
 		if err != nil {
 			rr.Notes = append(rr.Notes, err.Error())
-			rr.Targets = collect(r, nil, h.names, nil)
+			rr.Targets = markSkipped(collect(r, nil, h.names, nil), skipped)
 			return rr
 		}
-		fmt.Fprintf(h.progress, "bench-compare: %s pid %d on %s, idle RSS %d KiB\n", b.Name, b.PID(), b.Addr(), b.IdleKB)
+		tlsNote := ""
+		if b.TLSPort != 0 {
+			tlsNote = " (TLS " + b.TLSAddr() + ")"
+		}
+		fmt.Fprintf(h.progress, "bench-compare: %s pid %d on %s%s, idle RSS %d KiB\n", b.Name, b.PID(), b.Addr(), tlsNote, b.IdleKB)
 		brokers = append(brokers, b)
+		if h.onStart != nil {
+			h.onStart(b)
+		}
 	}
 	if h.brokerCmds == nil {
 		for _, b := range brokers {
 			h.brokerCmds = append(h.brokerCmds, shellLine(b.Env, b.Argv))
 		}
 	}
-	args := []string{"compare"}
-	for _, b := range brokers {
-		args = append(args, "--target", b.Name+"="+b.Addr())
-	}
-	args = append(append(args, "--rounds", strconv.Itoa(h.plan.Rounds), "--json", "--", r.Scenario), r.Args...)
+	args := compareArgs(r, brokers, h.plan.Rounds, h.caFile)
 	meter := newCPUMeter(func(name string) (int, bool) {
 		for _, b := range brokers {
 			if b.Name == name {
@@ -244,7 +266,37 @@ func (h *harness) runRow(ctx context.Context, r row) rowResult {
 	for i := range rr.Targets {
 		rr.Targets[i].CPU = meter.Total(rr.Targets[i].Name)
 	}
+	rr.Targets = markSkipped(rr.Targets, skipped)
 	return rr
+}
+
+// markSkipped replaces the results of the brokers a row did not run
+// (skipped: name -> why) by a bare note.
+func markSkipped(ts []targetResult, skipped map[string]string) []targetResult {
+	for i, t := range ts {
+		if why, ok := skipped[t.Name]; ok {
+			ts[i] = targetResult{Name: t.Name, Skipped: why}
+		}
+	}
+	return ts
+}
+
+// compareArgs is the tool's command line for row r against brokers: their
+// TCP addresses, or for a TLS row their TLS ones, verified with caFile.
+func compareArgs(r row, brokers []*broker, rounds int, caFile string) []string {
+	args := []string{"compare"}
+	for _, b := range brokers {
+		addr := b.Addr()
+		if r.TLS {
+			addr = b.TLSAddr()
+		}
+		args = append(args, "--target", b.Name+"="+addr)
+	}
+	args = append(append(args, "--rounds", strconv.Itoa(rounds), "--json", "--", r.Scenario), r.Args...)
+	if r.TLS {
+		args = append(args, "--tls", "--cafile", caFile)
+	}
+	return args
 }
 
 // compare runs the tool's compare mode and saves its JSON as id.json.

@@ -65,6 +65,10 @@ type targetResult struct {
 	Lost, Dup, Reord uint64
 	SeqRuns          int
 	Errors           []string
+	Extra            []float64 // medians of the row's Extra figures (their non-zero runs)
+	// Skipped says why the broker was not run in this row (no TLS
+	// listener); its cells read n/a.
+	Skipped string
 }
 
 // HasData says whether any run produced the figure.
@@ -116,6 +120,15 @@ func collect(r row, res *bench.CompareResult, names []string, grown map[string][
 			}
 		}
 		tr.Median = bench.Median(tr.Runs)
+		for _, x := range r.Extra {
+			var runs []float64
+			for _, v := range tf.Runs[x.Name] {
+				if v != 0 {
+					runs = append(runs, v)
+				}
+			}
+			tr.Extra = append(tr.Extra, bench.Median(runs))
+		}
 		tr.ToolCPU = bench.Median(tf.Runs["tool_cpu_cores"])
 		for _, v := range tf.Runs["lost"] {
 			tr.Lost += uint64(v)
@@ -161,6 +174,9 @@ func ratioCell(r row, ts []targetResult) string {
 func qosCell(ts []targetResult) string {
 	var parts []string
 	for _, t := range ts {
+		if t.Skipped != "" {
+			continue
+		}
 		if t.SeqRuns == 0 {
 			parts = append(parts, t.Name+" n/a")
 			continue
@@ -174,6 +190,9 @@ func qosCell(ts []targetResult) string {
 func cpuCell(ts []targetResult) string {
 	var parts []string
 	for _, t := range ts {
+		if t.Skipped != "" {
+			continue
+		}
 		if t.CPU.Runs == 0 {
 			parts = append(parts, t.Name+" ?")
 			continue
@@ -213,10 +232,41 @@ func thousands(n int64) string {
 }
 
 func cell(t targetResult, unit string) string {
+	if t.Skipped != "" {
+		return "n/a"
+	}
 	if !t.HasData() {
 		return "failed"
 	}
 	return formatFigure(t.Median, unit)
+}
+
+// rowCell is cell plus the row's Extra figures, e.g. "9,624 (p50 1.2 ms,
+// p99 5.3 ms)".
+func rowCell(r row, t targetResult) string {
+	c := cell(t, r.Unit)
+	if !t.HasData() || t.Skipped != "" || len(r.Extra) == 0 {
+		return c
+	}
+	var xs []string
+	for i, x := range r.Extra {
+		if i < len(t.Extra) && t.Extra[i] > 0 {
+			xs = append(xs, x.Label+" "+millis(t.Extra[i]))
+		}
+	}
+	if len(xs) == 0 {
+		return c
+	}
+	return c + " (" + strings.Join(xs, ", ") + ")"
+}
+
+// millis prints microseconds as ms with at most three significant digits
+// (µs below 1 ms).
+func millis(us float64) string {
+	if us < 1000 {
+		return strconv.FormatFloat(us, 'f', 0, 64) + " µs"
+	}
+	return strconv.FormatFloat(us/1000, 'g', 3, 64) + " ms"
 }
 
 // env is the machine and run description at the top of the section.
@@ -267,6 +317,27 @@ func renderSection(e env, results []rowResult, names []string) string {
 	p("- CPU: nothing is pinned. No `taskset` for the brokers or the load tool, which share all %d CPUs; GOMAXPROCS, GOGC, GOMEMLIMIT and `FLOCKMQ_*` are removed from the brokers' environment, so FlockMQ runs one event loop per CPU, mochi one P per CPU, Mosquitto its one thread. One broker is under load at a time; the others idle. The \"broker CPU\" column is each broker's CPU time (utime + stime from /proc/PID/stat, read as each of its runs starts and ends) summed over its runs, and that divided by the runs' wall time: the cores it kept busy on average. The load tool's cores are under Runs.", e.NProc)
 	p("- Method: every row starts all three brokers afresh; `flockmq-bench compare` runs the scenario %d time(s) per broker, alternating brokers; the table shows medians. A broker that crashes is restarted on the same port (FlockMQ with the same data directory) and the crash is listed under Runs. The two memory rows start a fresh broker for every run. 64-byte payloads; MQTT 5 unless the row says 3.1.1.", e.Rounds)
 	p("")
+	writeTable(&b, results, names)
+	p("")
+	p("Ratio: FlockMQ's median over the best peer's; on ↑ rows above 1 means FlockMQ leads, on ↓ rows below 1 means FlockMQ leads.")
+	p("Broker CPU: \"?\" when no run of that broker was measured (it crashed during each).")
+	p("QoS 1/2 column: lost, duplicated and reordered messages, as the load tool's sequence checks count them (bench/README.md), summed over every compare run of each broker; \"n/a\" when no run of that broker finished. Mosquitto at its defaults drops outgoing QoS 1/2 messages to a client that already has 1000 queued (`max_queued_messages`) and logs \"Outgoing messages are being dropped\" (see its logs in bench-compare.out): loss there is that documented policy of the default configuration.")
+	p("RSS rows: each run has a freshly started broker. \"1 subscription\" is sampled by bench-compare (the broker's VmRSS every 100 ms during the run, peak minus the idle broker's, over the connection count; the tool's `--pid` is read by the `conn` scenario only); \"no subscription\" is the tool's own `conn --pid` figure (RSS once all are connected minus before).")
+	p("")
+	writeRuns(&b, results)
+	writeCommands(&b, e, results, "brokers, as started for the first row (every row starts them afresh on free loopback ports, with fresh data directories)")
+	p("Generated Mosquitto configuration (PORT and DATA_DIR are the broker's own at each start):")
+	p("")
+	p("```")
+	p("%s", strings.TrimSpace(e.MosqConf))
+	p("```")
+	return b.String()
+}
+
+// writeTable writes the comparison table: one line per row, one column per
+// broker of names.
+func writeTable(b *strings.Builder, results []rowResult, names []string) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format+"\n", a...) }
 	header := "| scenario | figure |"
 	sep := "|---|---|"
 	for _, n := range names {
@@ -282,7 +353,7 @@ func renderSection(e env, results []rowResult, names []string) string {
 		}
 		line := fmt.Sprintf("| %s | %s, %s |", rr.Row.Title, rr.Row.Unit, dir)
 		for _, t := range rr.Targets {
-			line += " " + cell(t, rr.Row.Unit) + " |"
+			line += " " + rowCell(rr.Row, t) + " |"
 		}
 		q := "n/a (QoS 0)"
 		if rr.Row.Acked() {
@@ -290,17 +361,21 @@ func renderSection(e env, results []rowResult, names []string) string {
 		}
 		p("%s %s | %s | %s |", line, ratioCell(rr.Row, rr.Targets), cpuCell(rr.Targets), q)
 	}
-	p("")
-	p("Ratio: FlockMQ's median over the best peer's; on ↑ rows above 1 means FlockMQ leads, on ↓ rows below 1 means FlockMQ leads.")
-	p("Broker CPU: \"?\" when no run of that broker was measured (it crashed during each).")
-	p("QoS 1/2 column: lost, duplicated and reordered messages, as the load tool's sequence checks count them (bench/README.md), summed over every compare run of each broker; \"n/a\" when no run of that broker finished. Mosquitto at its defaults drops outgoing QoS 1/2 messages to a client that already has 1000 queued (`max_queued_messages`) and logs \"Outgoing messages are being dropped\" (see its logs in bench-compare.out): loss there is that documented policy of the default configuration.")
-	p("RSS rows: each run has a freshly started broker. \"1 subscription\" is sampled by bench-compare (the broker's VmRSS every 100 ms during the run, peak minus the idle broker's, over the connection count; the tool's `--pid` is read by the `conn` scenario only); \"no subscription\" is the tool's own `conn --pid` figure (RSS once all are connected minus before).")
-	p("")
+}
+
+// writeRuns writes the "Runs" subsection: every run's figure, CPU and
+// correctness per row and broker, and the row's notes.
+func writeRuns(b *strings.Builder, results []rowResult) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format+"\n", a...) }
 	p("### Runs")
 	p("")
 	for _, rr := range results {
 		p("- **%s**", rr.Row.Title)
 		for _, t := range rr.Targets {
+			if t.Skipped != "" {
+				p("  - %s: not run (%s)", t.Name, t.Skipped)
+				continue
+			}
 			runs := make([]string, len(t.Runs))
 			for i, v := range t.Runs {
 				runs[i] = formatFigure(v, rr.Row.Unit)
@@ -324,11 +399,17 @@ func renderSection(e env, results []rowResult, names []string) string {
 		}
 	}
 	p("")
+}
+
+// writeCommands writes the "Commands" subsection: how the run was started,
+// the brokers' command lines (under the comment brokers) and the tool's.
+func writeCommands(b *strings.Builder, e env, results []rowResult, brokers string) {
+	p := func(format string, a ...any) { fmt.Fprintf(b, format+"\n", a...) }
 	p("### Commands")
 	p("")
 	p("```sh")
 	p("%s", e.MakeCommand)
-	p("# brokers, as started for the first row (every row starts them afresh on free loopback ports, with fresh data directories)")
+	p("# %s", brokers)
 	for _, c := range e.Brokers {
 		p("%s", c)
 	}
@@ -340,12 +421,6 @@ func renderSection(e env, results []rowResult, names []string) string {
 	}
 	p("```")
 	p("")
-	p("Generated Mosquitto configuration (PORT and DATA_DIR are the broker's own at each start):")
-	p("")
-	p("```")
-	p("%s", strings.TrimSpace(e.MosqConf))
-	p("```")
-	return b.String()
 }
 
 func orUnknown(s string) string {

@@ -37,6 +37,20 @@ type row struct {
 	SampleRSS bool
 	// PIDFlag: pass the broker's --pid to the tool.
 	PIDFlag bool
+	// TLS: the tool connects to each broker's TLS listener (--tls --cafile
+	// with the run's CA); brokers without one are left out (-tls).
+	TLS bool
+	// Base is the ID of the row a TLS row is the TCP twin of (-tls).
+	Base string
+	// Extra are compare figures shown beside Figure's median, e.g. the
+	// connect latency percentiles of a connect-rate row.
+	Extra []extraFigure
+}
+
+// extraFigure is a figure shown beside a row's figure, in µs.
+type extraFigure struct {
+	Name  string // compare figure
+	Label string // printed before the value
 }
 
 // Acked says whether the row publishes at QoS 1 or 2, whose rows report

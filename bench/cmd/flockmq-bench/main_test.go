@@ -24,6 +24,8 @@ func TestRunHelpStatus(t *testing.T) {
 		{nil, 2, "usage: flockmq-bench"},
 		{[]string{"pairs", "-no-such-flag"}, 2, "flag provided but not defined"},
 		{[]string{"compare", "-no-such-flag"}, 2, "flag provided but not defined"},
+		{[]string{"fanin", "--tls"}, 2, "--tls needs --cafile FILE to verify the broker's certificate, or --insecure"},
+		{[]string{"compare", "--target", "a=127.0.0.1:1", "--", "conn", "--tls"}, 2, "--tls needs --cafile"},
 	} {
 		var stdout, stderr bytes.Buffer
 		if got := run(tc.args, &stdout, &stderr); got != tc.status {
