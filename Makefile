@@ -20,17 +20,42 @@ build: bench-tool
 bench-tool:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/flockmq-bench ./bench/cmd/flockmq-bench
 
-## docker: the flockmq:dev image, FROM scratch with the static binary.
+## docker: the flockmq:dev image, FROM scratch with the static binary, run as
+## 65532:65532. Its context, $(BIN)/image, holds the binary and the empty data/
+## that becomes /data, owned by that user.
 docker: build
-	docker build -q -f deploy/Dockerfile -t flockmq:dev $(BIN)
+	rm -rf $(BIN)/image && mkdir -p $(BIN)/image/data
+	cp $(BIN)/flockmq $(BIN)/image/flockmq
+	docker build -q -f deploy/Dockerfile -t flockmq:dev $(BIN)/image
+
+## compose-up: a three-node cluster in Docker (deploy/compose): MQTT on host
+## ports 1883-1885, admin on 127.0.0.1:8080-8082. Change the placeholders in
+## deploy/compose/flockmq.env first. compose-down stops it, keeping its volumes.
+COMPOSE ?= docker-compose
+FLOCKMQ_COMPOSE := $(COMPOSE) -p flockmq -f deploy/compose/docker-compose.yml
+.PHONY: compose-up compose-down deploy-test
+compose-up: docker
+	$(FLOCKMQ_COMPOSE) up -d
+
+compose-down:
+	$(FLOCKMQ_COMPOSE) down
+
+## deploy-test: the deploy tests, with the one `make test` skips: it runs `make
+## docker` and a three-node cluster from deploy/compose under a project name of
+## its own, checks it and removes it (about a minute; needs Docker and
+## docker-compose).
+deploy-test:
+	FLOCKMQ_DEPLOY_TEST=1 $(GO) test -count=1 -timeout 10m -run '^TestDeploy' -v ./cmd/node
 
 ## run: a single-node broker with its embedded raft storage in ./data.
 run: build
 	./$(BIN)/flockmq
 
-## test: every test with the race detector.
+## test: every test with the race detector; then the Kubernetes manifests'
+## check, a module of its own that ./... does not enter (deploy/k8s/README.md).
 test:
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+	cd deploy/k8s && $(GO) test -count=1 ./...
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
@@ -83,6 +108,17 @@ bench-cluster: build
 	$(GO) build -o $(BIN)/bench-compare ./bench/cmd/bench-compare
 	./$(BIN)/bench-compare -cluster -bin $(BIN) $(if $(QUICK),-quick,-doc docs/benchmarks.md) \
 	  -make-command 'make bench-cluster$(if $(QUICK), QUICK=1)'
+
+## bench-tls: fan-in QoS 1 and the connect rate over TLS next to the same rows
+## over TCP, in one run: FlockMQ and Mosquitto each serving both (a throwaway
+## ECDSA P-256 CA and server certificate), mochi on TCP only (bench/README.md),
+## written to docs/benchmarks.md ("TLS next to TCP"); QUICK=1 is a short smoke
+## run that leaves the docs alone.
+.PHONY: bench-tls
+bench-tls: build peers
+	$(GO) build -o $(BIN)/bench-compare ./bench/cmd/bench-compare
+	./$(BIN)/bench-compare -tls -bin $(BIN) $(if $(QUICK),-quick,-doc docs/benchmarks.md) \
+	  -make-command 'make bench-tls$(if $(QUICK), QUICK=1)'
 
 ## bench-maxconn: issue 5's row "as many idle connections as one process may open":
 ## one broker on CPU 1 (GOMAXPROCS=1, -loops 1) holds MAXCONN connections, each

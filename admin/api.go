@@ -301,6 +301,9 @@ func (s *Server) members() []member {
 			out[i].UptimeSeconds = sinceSeconds(s.n.Broker.Started())
 			out[i].Clients = uint64(max(0, s.n.Broker.Stats().ClientsConnected.Load()))
 			out[i].AdminAddr = s.Addr()
+			if s.cfg.Advertise != "" {
+				out[i].AdminAddr = s.cfg.Advertise
+			}
 		}
 	}
 	slices.SortFunc(out, func(a, b member) int { return strings.Compare(a.ID, b.ID) })

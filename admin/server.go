@@ -31,6 +31,9 @@ type Config struct {
 	Token string
 	// Pprof serves Go's profiler under /debug/pprof/ (behind the token).
 	Pprof bool
+	// Advertise is this node's admin address as the others reach it (the
+	// members list shows it); "" = the bound address.
+	Advertise string
 	// ReadyMaxLag is how many log entries this node's applied index may be
 	// behind the commit index and still be ready (default 1000).
 	ReadyMaxLag uint64

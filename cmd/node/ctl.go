@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,6 +24,7 @@ Operates a FlockMQ node through its admin endpoint.
 
 Commands:
   status                      the node: version, uptime, raft state, readiness, counts
+  health                      exit 0 if /healthz answers 200, else 1; no token (--ready: /readyz)
   members                     cluster members: gossip state, raft role, voter, addresses
   join ADDR                   join the cluster whose node gossips at ADDR (host:port)
   join --id ID --raft ADDR    add a node to raft directly (static clusters; --nonvoter)
@@ -51,6 +53,7 @@ type ctlFlags struct {
 	client                 string
 	id, raft               string
 	nonvoter, force        bool
+	ready                  bool
 	qos                    int
 	retain                 bool
 	page, limit            int
@@ -78,6 +81,7 @@ func runCtl(args []string, env func(string) string, stdout, stderr io.Writer) in
 	fs.StringVar(&f.raft, "raft", "", "join: the node's raft address (raft join)")
 	fs.BoolVar(&f.nonvoter, "nonvoter", false, "join: add as a non-voter")
 	fs.BoolVar(&f.force, "force", false, "remove: even a live node")
+	fs.BoolVar(&f.ready, "ready", false, "health: ask /readyz (ready for clients) instead of /healthz")
 	fs.IntVar(&f.qos, "qos", 0, "publish: QoS 0, 1 or 2")
 	fs.BoolVar(&f.retain, "retain", false, "publish: retain the message")
 	fs.IntVar(&f.page, "page", 1, "lists: page, from 1")
@@ -107,6 +111,13 @@ func runCtl(args []string, env func(string) string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
+	if words[0] == "health" && env("FLOCKMQ_ADMIN") == "" && !flagSet(fs, "admin") {
+		// The image's HEALTHCHECK runs in the node's environment: follow
+		// the node's own admin-listen there.
+		if a := healthAddr(env("FLOCKMQ_ADMIN_LISTEN")); a != "" {
+			f.admin = a
+		}
+	}
 	c, err := newCtlClient(f.admin, f.token, f.timeout)
 	if err != nil {
 		fmt.Fprintf(stderr, "flockmq ctl: %v\n", err)
@@ -122,6 +133,27 @@ func runCtl(args []string, env func(string) string, stdout, stderr io.Writer) in
 		return 1
 	}
 	return 0
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// healthAddr is where `ctl health` finds a node that listens on admin-listen
+// listen: that address, on loopback when it is every interface; "" when
+// listen is not host:port.
+func healthAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil || port == "" || port == "0" {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 type usageError string
@@ -251,6 +283,11 @@ func (c *ctlClient) run(words []string, f *ctlFlags) error {
 		return q
 	}
 	switch cmd {
+	case "health":
+		if err := want(0, "health [--ready]"); err != nil {
+			return err
+		}
+		return c.health(f.ready)
 	case "status":
 		if err := want(0, "status"); err != nil {
 			return err
@@ -438,6 +475,54 @@ func (c *ctlClient) run(words []string, f *ctlFlags) error {
 		})
 	}
 	return usageError(fmt.Sprintf("unknown command %q; flockmq ctl -h lists them", cmd))
+}
+
+// health asks /healthz, or /readyz when ready, and returns nil only for a
+// 200. It is the image's HEALTHCHECK (which has no shell or curl): it sends
+// no token, which the probes do not need, and prints one sentence.
+func (c *ctlClient) health(ready bool) error {
+	path, want := "/healthz", "healthy"
+	if ready {
+		path, want = "/readyz", "ready"
+	}
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawPath, u.RawQuery = "", ""
+	resp, err := c.http.Get(u.String())
+	if err != nil {
+		return fmt.Errorf("the node at %s is not %s: cannot reach its admin endpoint: %v", c.base.Host, want, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return fmt.Errorf("the node at %s is not %s: reading its answer: %v", c.base.Host, want, err)
+	}
+	var body struct {
+		Node    string   `json:"node"`
+		Reasons []string `json:"reasons"`
+		Error   string   `json:"error"`
+	}
+	_ = json.Unmarshal(raw, &body) // a proxy's page is not JSON: then the status speaks
+	who := "the node at " + c.base.Host
+	if body.Node != "" {
+		who = "node " + body.Node + " at " + c.base.Host
+	}
+	if resp.StatusCode != http.StatusOK {
+		why := strings.Join(body.Reasons, "; ")
+		if why == "" {
+			why = body.Error
+		}
+		if why == "" {
+			why = "it answered " + path + " with " + resp.Status
+		}
+		return fmt.Errorf("%s is not %s: %s (HTTP %d)", who, want, why, resp.StatusCode)
+	}
+	if c.json {
+		_, err := c.out.Write(raw)
+		return err
+	}
+	_, err = fmt.Fprintf(c.out, "%s is %s\n", who, want)
+	return err
 }
 
 // done prints the outcome of an action: the JSON, or msg.

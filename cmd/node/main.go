@@ -53,6 +53,14 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	}
 	log := slog.New(handler)
 
+	// Catch the signals from the start: a SIGTERM that arrives while raft
+	// waits for a leader, or once clients can connect, must take the orderly
+	// path below, not the default action (death without DISCONNECT 0x8B and
+	// with a non-zero status). One that came early is handled once serving.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
 	// The admin listener is bound first: its port is gossiped to the other
 	// nodes, and a port taken is a start-up failure like any other.
 	var adminLn net.Listener
@@ -136,7 +144,8 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	// waits for a leader, and /readyz says why the node is not ready.
 	var serving atomic.Bool // the MQTT listener is up and no signal came
 	if adminLn != nil {
-		adm, err := admin.New(admin.Config{Token: cfg.AdminToken, Pprof: cfg.AdminPprof, Logger: log},
+		adm, err := admin.New(admin.Config{Token: cfg.AdminToken, Pprof: cfg.AdminPprof, Logger: log,
+			Advertise: adminAdvertise(adminLn, cfg)},
 			admin.Node{Broker: b, Raft: node, Cluster: cl, Serving: serving.Load})
 		if err != nil {
 			fmt.Fprintf(stderr, "flockmq: %v\n", err)
@@ -154,12 +163,6 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		log.Info("raft ready", "node", node.ID(), "data", cfg.DataDir)
 		node.Run(b)
 	}
-	// Catch the signals before serving: a SIGTERM that arrives once clients
-	// can connect must take the orderly path below, not the default action
-	// (death without DISCONNECT 0x8B and with a non-zero status).
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	// SIGHUP reloads the password file, the ACL file and the certificates;
 	// one that comes before the listeners are up waits for them.
 	hup := make(chan os.Signal, 1)
@@ -228,6 +231,9 @@ func adminAdvertise(ln net.Listener, cfg nodeConfig) string {
 		host = cfg.ClusterAdvertise
 		if host == "" {
 			host = cfg.ClusterBind
+		}
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			return "" // no address to tell: the bound one stands
 		}
 	}
 	return net.JoinHostPort(host, port)
