@@ -177,7 +177,11 @@ func dialWS(t *testing.T, url string, tcfg *tls.Config, id string) *wsClient {
 			w.msgs <- pr.Packet
 			return true, nil
 		}}})
-	if _, err := w.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 30}); err != nil {
+	// Keep alive 0: paho.golang writes one packet in several Writes, which
+	// a WebSocket net.Conn sends as several messages, and its pinger's
+	// PINGREQ can land between them (the broker then rightly closes the
+	// connection for a malformed packet).
+	if _, err := w.Connect(ctx, &paho.Connect{ClientID: id, CleanStart: true, KeepAlive: 0}); err != nil {
 		t.Fatalf("connect over %s: %v", url, err)
 	}
 	if _, err := w.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "open/#", QoS: 1}}}); err != nil {
