@@ -60,14 +60,16 @@ type Cluster struct {
 	links atomic.Pointer[[]*PeerLink]
 	waits map[string]*broker.DrainWait // per sending node; mu held
 
-	inRaft      atomic.Bool
-	congested   atomic.Bool       // some link was congested at the last check
-	downDone    map[string]uint64 // node -> boot already marked down; maintenance goroutine only
-	sentClients uint64            // client count last gossiped; maintenance goroutine only
-	removedMu   sync.Mutex
-	removed     map[string]uint64 // node -> boot the operator removed from raft (Remove with force)
-	sentMetaAt  time.Time         // maintenance goroutine only
-	bootSeen    []string          // bootstrap candidates at the last check; maintenance goroutine only
+	inRaft        atomic.Bool
+	congested     atomic.Bool       // some link was congested at the last check
+	downDone      map[string]uint64 // node -> boot already marked down; maintenance goroutine only
+	sentClients   uint64            // client count last gossiped; maintenance goroutine only
+	lastReconnect time.Time         // of the last reconnectDead attempt; maintenance goroutine only
+	reconnecting  atomic.Bool       // a reconnectDead join is running
+	removedMu     sync.Mutex
+	removed       map[string]uint64 // node -> boot the operator removed from raft (Remove with force)
+	sentMetaAt    time.Time         // maintenance goroutine only
+	bootSeen      []string          // bootstrap candidates at the last check; maintenance goroutine only
 
 	fwdDropped atomic.Uint64 // QoS 0 copies dropped on a full link or to a node without one
 	badFrames  atomic.Uint64
@@ -563,6 +565,7 @@ func (c *Cluster) maintain() {
 		}
 		lastSlow = time.Now()
 		c.syncMeta()
+		c.reconnectDead(members)
 		if !c.inRaft.Load() {
 			c.bootstrap(members)
 			continue
@@ -930,4 +933,45 @@ func (c *Cluster) forgetRemoved(members []Member) {
 			delete(c.removed, m.Name)
 		}
 	}
+}
+
+// reconnectEvery is how often a node tries to join the members gossip holds
+// dead: after a partition longer than failure detection each side holds the
+// other dead, memberlist contacts no dead member by itself, and the cluster
+// would stay split although the network healed (as Serf's reconnect does).
+const reconnectEvery = 5 * time.Second
+
+// reconnectDead joins the members gossip reports dead, at most every
+// reconnectEvery, on a goroutine of its own (a join waits for the TCP
+// push/pull, which a still unreachable node lets time out). Maintenance
+// goroutine only.
+func (c *Cluster) reconnectDead(members []Member) {
+	every := reconnectEvery
+	if c.cfg.Fast {
+		every = time.Second
+	}
+	if time.Since(c.lastReconnect) < every {
+		return
+	}
+	c.lastReconnect = time.Now()
+	var addrs []string
+	for _, m := range members {
+		if m.State == MemberDead && m.Name != c.id && m.Addr != "" {
+			addrs = append(addrs, m.Addr)
+		}
+	}
+	if len(addrs) == 0 || !c.reconnecting.CompareAndSwap(false, true) {
+		return
+	}
+	g := c.gossipP.Load()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer c.reconnecting.Store(false)
+		if n, err := g.Join(addrs); n > 0 {
+			c.log.Info("gossip: reached members held dead again", "members", addrs, "answered", n)
+		} else if err != nil {
+			c.log.Debug("gossip: members held dead still unreachable", "members", addrs, "err", err)
+		}
+	}()
 }
