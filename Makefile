@@ -47,6 +47,18 @@ compose-down:
 deploy-test:
 	FLOCKMQ_DEPLOY_TEST=1 $(GO) test -count=1 -timeout 10m -run '^TestDeploy' -v ./cmd/node
 
+## chaos: bench/cmd/flockmq-chaos against the compose cluster of `make docker`'s
+## image, under a project and network of its own, removed at the end: QoS 1
+## publishers, persistent subscribers and retained writes on all three nodes
+## while the leader and a follower are killed, one node is partitioned, one
+## paused, and all three restarted in turn; then the history is checked
+## (docs/reliability.md). About 5 minutes, under 15; CHAOS_FLAGS=-short (one
+## leader kill, one partition) about 3.
+CHAOS_FLAGS ?=
+.PHONY: chaos
+chaos: docker
+	$(GO) run ./bench/cmd/flockmq-chaos -root . $(CHAOS_FLAGS)
+
 ## run: a single-node broker with its embedded raft storage in ./data.
 run: build
 	./$(BIN)/flockmq
