@@ -228,7 +228,7 @@ func (s *Server) getNode(w http.ResponseWriter, _ *http.Request) error {
 		Sessions: b.SessionCount(), Subscriptions: b.SubscriptionCount(), Retained: b.RetainedCount()}
 	if n := s.n.Raft; n != nil {
 		st := n.Status()
-		in.Store, in.RaftState, in.Leader, in.Term = "raft", lower(st.State), st.LeaderID, st.Term
+		in.Store, in.RaftState, in.Leader, in.Term = "raft", strings.ToLower(st.State), st.LeaderID, st.Term
 		in.CommitIndex, in.AppliedIndex = st.CommitIndex, st.AppliedIndex
 		in.Members = len(st.Servers)
 	}

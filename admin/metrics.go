@@ -2,6 +2,7 @@ package admin
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -167,7 +168,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			if rs.State == state {
 				v = 1
 			}
-			gauge("flockmq_raft_state", v, lower(state))
+			gauge("flockmq_raft_state", v, strings.ToLower(state))
 		}
 		gauge("flockmq_raft_term", float64(rs.Term))
 		gauge("flockmq_raft_commit_index", float64(rs.CommitIndex))
@@ -202,7 +203,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		byState := map[string]int{"alive": 0, "suspect": 0, "dead": 0, "left": 0}
 		missing := 0
 		for _, m := range cl.Gossip().Members() {
-			byState[memberState(m.State)]++
+			byState[m.State.String()]++
 			if m.State == cluster.MemberAlive && m.Name != c.s.id {
 				if _, ok := cl.RemoteRoutes().Table(m.Name); !ok {
 					missing++

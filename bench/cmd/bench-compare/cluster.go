@@ -315,19 +315,7 @@ func runCluster(args []string, bin, out, doc string, quick bool, rounds int, onl
 	}
 	e.LoadEnd = uptime(ctx)
 	section := renderCluster(e, results, h.nodeCmds)
-	if err := os.WriteFile(filepath.Join(out, "section.md"), []byte(section), 0o644); err != nil {
-		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, section)
-	if doc != "" {
-		if err := updateDoc(doc, clusterTitle, section); err != nil {
-			fmt.Fprintf(stderr, "bench-compare: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "bench-compare: wrote the %q section of %s\n", clusterTitle, doc)
-	}
-	return 0
+	return publishSection(out, doc, clusterTitle, section, stdout, stderr)
 }
 
 func selectClusterRows(all []clusterRow, only string) ([]clusterRow, error) {

@@ -142,17 +142,24 @@ func run(args []string, stdout, stderr io.Writer) int {
 	e.LoadEnd = uptime(ctx)
 	e.Brokers = h.brokerCmds
 	section := renderSection(e, results, h.names)
-	if err := os.WriteFile(filepath.Join(*out, "section.md"), []byte(section), 0o644); err != nil {
+	return publishSection(*out, *doc, sectionTitle, section, stdout, stderr)
+}
+
+// publishSection writes section to out/section.md and stdout and, when doc
+// is set, in place of the section titled title in doc; it returns the exit
+// status.
+func publishSection(out, doc, title, section string, stdout, stderr io.Writer) int {
+	if err := os.WriteFile(filepath.Join(out, "section.md"), []byte(section), 0o644); err != nil {
 		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, section)
-	if *doc != "" {
-		if err := updateDoc(*doc, sectionTitle, section); err != nil {
+	if doc != "" {
+		if err := updateDoc(doc, title, section); err != nil {
 			fmt.Fprintf(stderr, "bench-compare: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(stderr, "bench-compare: wrote the %q section of %s\n", sectionTitle, *doc)
+		fmt.Fprintf(stderr, "bench-compare: wrote the %q section of %s\n", title, doc)
 	}
 	return 0
 }

@@ -254,19 +254,7 @@ func runTLS(args []string, bin, out, doc string, quick bool, rounds int, mosq, o
 	e.LoadEnd = uptime(ctx)
 	e.Brokers = h.brokerCmds
 	section := renderTLS(e, results, h.names, negotiated, pki)
-	if err := os.WriteFile(filepath.Join(out, "section.md"), []byte(section), 0o644); err != nil {
-		fmt.Fprintf(stderr, "bench-compare: %v\n", err)
-		return 1
-	}
-	fmt.Fprintln(stdout, section)
-	if doc != "" {
-		if err := updateDoc(doc, tlsTitle, section); err != nil {
-			fmt.Fprintf(stderr, "bench-compare: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stderr, "bench-compare: wrote the %q section of %s\n", tlsTitle, doc)
-	}
-	return 0
+	return publishSection(out, doc, tlsTitle, section, stdout, stderr)
 }
 
 // renderTLS builds the -tls markdown section: the table, TLS over TCP per
