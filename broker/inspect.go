@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flockmq/flockmq/codec"
@@ -231,6 +232,33 @@ func (b *Broker) Kick(clientID string) (bool, error) {
 		}
 	})
 	return kicked, err
+}
+
+// CloseClaimed closes, with DISCONNECT rc (v5), every connection on this
+// node whose session holds a claim committed through raft (epoch above 0),
+// as the server closes a connection: wills are published as for any close
+// that is not a normal disconnect. The cluster calls it when this node has
+// lost contact with a raft leader, so that the majority can hand those
+// sessions to other nodes without two connections served at once. It
+// returns how many it closed. Safe for concurrent use.
+func (b *Broker) CloseClaimed(rc codec.ReasonCode) (int, error) {
+	var list []*Session
+	b.mu.Lock()
+	for _, s := range b.clients.slots {
+		if s != nil {
+			list = append(list, s)
+		}
+	}
+	b.mu.Unlock()
+	var n atomic.Int64
+	err := b.onOwners(list, func(_ int, l *Loop, s *Session) {
+		if c := s.client; c != nil && !c.closed && !s.ended && s.epoch != 0 {
+			c.disconnect(rc)
+			l.Flush()
+			n.Add(1)
+		}
+	})
+	return int(n.Load()), err
 }
 
 // DiscardSession ends the session of clientID on this node: its connection,

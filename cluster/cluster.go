@@ -70,6 +70,7 @@ type Cluster struct {
 	removed       map[string]uint64 // node -> boot the operator removed from raft (Remove with force)
 	sentMetaAt    time.Time         // maintenance goroutine only
 	bootSeen      []string          // bootstrap candidates at the last check; maintenance goroutine only
+	fence         fenceState        // maintenance goroutine only (fence.go)
 
 	fwdDropped atomic.Uint64 // QoS 0 copies dropped on a full link or to a node without one
 	badFrames  atomic.Uint64
@@ -108,6 +109,13 @@ type ClusterConfig struct {
 	// PeerListener, when set, is used instead of listening on
 	// BindAddr:PeerPort; the cluster owns it.
 	PeerListener net.Listener
+	// QuorumFence is how long this node may go without contact with a raft
+	// leader (while not the leader itself) before it closes every
+	// connection whose session holds a committed claim, with DISCONNECT
+	// 0x9C "use another server" (fence.go). It must stay below failure
+	// detection (about 4.5 s with memberlist's LAN settings) and the
+	// broker's takeover timeout; 0 turns the fence off.
+	QuorumFence time.Duration
 	// Fast shortens gossip and maintenance intervals (tests).
 	Fast bool
 	// Version is the software version gossiped in the node's meta.
@@ -542,12 +550,14 @@ func (c *Cluster) maintain() {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	var lastSlow time.Time
+	c.fence.contact, c.fence.tick = time.Now(), time.Now()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
 		}
+		c.checkFence(time.Now())
 		members := c.gossipP.Load().Members()
 		c.syncLinks(members)
 		if c.congested.Load() {

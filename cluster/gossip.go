@@ -193,6 +193,7 @@ type Gossip struct {
 	mu      sync.Mutex
 	members map[string]*memberEntry // Gossip.mu must be held
 	pulls   map[string]time.Time    // last pull request per origin; mu held
+	heard   map[string]time.Time    // last route delta or beacon per origin, relayed or not; mu held
 	closed  bool                    // mu held
 
 	pullBackoff time.Duration
@@ -266,6 +267,7 @@ func StartGossip(cfg GossipConfig) (*Gossip, error) {
 		log:     cfg.Logger.With("component", "gossip"),
 		members: map[string]*memberEntry{},
 		pulls:   map[string]time.Time{},
+		heard:   map[string]time.Time{},
 		sendq:   make(chan sendTask, sendQueueLen),
 		stop:    make(chan struct{}),
 	}
@@ -520,6 +522,16 @@ func (g *Gossip) Close() error {
 	return errors.Join(g.Leave(2*time.Second), g.Shutdown())
 }
 
+// HeardWithin reports whether route deltas or a version beacon of node
+// (every node gossips one a second) reached this node within d, directly or
+// relayed: whether node is on this side of a partition.
+func (g *Gossip) HeardWithin(node string, d time.Duration) bool {
+	g.mu.Lock()
+	at, ok := g.heard[node]
+	g.mu.Unlock()
+	return ok && time.Since(at) <= d
+}
+
 // announceLoop calls Announce every interval, and queues a version beacon
 // every beaconEvery, until Shutdown.
 func (g *Gossip) announceLoop(every, beaconEvery time.Duration) {
@@ -640,6 +652,9 @@ func (g *Gossip) handleMsg(b []byte) {
 		g.mu.Lock()
 		ok := g.accepts(d.Node, d.Boot)
 		gap := ok && g.cfg.Remote.ApplyDelta(d.Node, d.Boot, d.From, d.Deltas)
+		if ok {
+			g.heard[d.Node] = time.Now()
+		}
 		g.mu.Unlock()
 		if gap {
 			g.requestPull(d.Node)

@@ -688,9 +688,10 @@ func TestClusterSessionTakeover(t *testing.T) {
 // TestClusterNodeFailure kills nodes: the wills of a crashed node's clients
 // are published once cluster-wide, delayed ones after their delay; its
 // persistent sessions resume elsewhere from the registry; its routes go after
-// the grace period; and with quorum lost the last node keeps serving its
-// connections while it refuses claims with 0x88 (v5) and 0x03 (3.1.1), and,
-// with -netsplit-clean-sessions, accepts clean sessions locally.
+// the grace period; and with quorum lost the last node closes its claimed
+// connections (0x9C, the quorum fence), refuses claims with 0x88 (v5) and
+// 0x03 (3.1.1), and, with -netsplit-clean-sessions, accepts and serves clean
+// sessions locally.
 func TestClusterNodeFailure(t *testing.T) {
 	nodes := startCluster(t, 3, "-netsplit-clean-sessions", "true")
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
@@ -750,10 +751,21 @@ func TestClusterNodeFailure(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 
-	// Quorum lost: n1 alone of three voters.
+	// Quorum lost: n1 alone of three voters. Past quorum-fence (3 s) without
+	// a leader, n1 closes the connections whose sessions hold a claim.
 	local, _ := dial5(t, n1.Addr, "local-sub", nil)
 	local.sub(t, paho.SubscribeOptions{Topic: "local/#", QoS: 1})
+	lost := time.Now()
 	n2.Kill9(t)
+	select {
+	case d := <-local.gone:
+		if d.ReasonCode != byte(codec.UseAnotherServer) {
+			t.Fatalf("claimed connection without quorum closed with %#x, want 0x9C", d.ReasonCode)
+		}
+		t.Logf("claimed connection closed %v after the quorum was lost", time.Since(lost).Round(time.Millisecond))
+	case <-time.After(20 * time.Second):
+		t.Fatal("a claimed connection stayed served 20 s after the quorum was lost")
+	}
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		c, ca, err := tryDial5(n1.Addr, "late-persistent", &paho.Connect{CleanStart: false, KeepAlive: 30, Properties: persist})
@@ -773,22 +785,34 @@ func TestClusterNodeFailure(t *testing.T) {
 		t.Fatalf("3.1.1 persistent connect without quorum: CONNACK %#x, want 0x03", byte(ack.Reason))
 	}
 	// Clean sessions are served locally (-netsplit-clean-sessions) once
-	// raft has no leader, and the node keeps serving its connections.
-	var clean *v5c
-	for clean == nil {
-		c, ca, err := tryDial5(n1.Addr, "clean-in-minority", nil)
-		if err == nil {
-			clean = c
-			t.Cleanup(func() { c.conn.Close() })
-			break
-		}
-		if ca == nil || ca.ReasonCode != 0x88 || time.Now().After(deadline) {
-			t.Fatalf("clean connect without quorum: %v %+v, want success once raft has no leader", err, ca)
+	// raft has no leader; they hold no claim, so the fence leaves them be.
+	cleanDial := func(id string) *v5c {
+		for {
+			c, ca, err := tryDial5(n1.Addr, id, nil)
+			if err == nil {
+				t.Cleanup(func() { c.conn.Close() })
+				return c
+			}
+			if ca == nil || ca.ReasonCode != 0x88 || time.Now().After(deadline) {
+				t.Fatalf("clean connect without quorum: %v %+v, want success once raft has no leader", err, ca)
+			}
 		}
 	}
-	clean.pub(t, &paho.Publish{Topic: "local/x", QoS: 1, Payload: []byte("still")})
-	if m := local.next(t, 5*time.Second); string(m.Payload) != "still" {
-		t.Fatalf("got %q", m.Payload)
+	localSub := cleanDial("clean-sub-in-minority")
+	localSub.sub(t, paho.SubscribeOptions{Topic: "local/#", QoS: 1})
+	clean := cleanDial("clean-in-minority")
+	for i := range 3 { // across the fence's repeated passes (every second)
+		payload := fmt.Sprintf("still-%d", i)
+		clean.pub(t, &paho.Publish{Topic: "local/x", QoS: 1, Payload: []byte(payload)})
+		if m := localSub.next(t, 5*time.Second); string(m.Payload) != payload {
+			t.Fatalf("got %q, want %q", m.Payload, payload)
+		}
+		localSub.none(t, time.Second)
+	}
+	select {
+	case d := <-localSub.gone:
+		t.Fatalf("clean session of the minority closed with %#x", d.ReasonCode)
+	default:
 	}
 }
 
@@ -1078,13 +1102,16 @@ func TestClusterLeaveRejoinGrow(t *testing.T) {
 }
 
 // TestClusterPausedNodeRecovers stops a node (SIGSTOP) until the others
-// declare it dead, then resumes it: it must serve claims again (the leader
-// lifts the fence NodeDown put on its boot), and route as before.
+// declare it dead, then resumes it: it closes the connections it served with
+// a claim (0x9C, the quorum fence), serves claims again (the leader lifts the
+// fence NodeDown put on its boot), and routes as before.
 func TestClusterPausedNodeRecovers(t *testing.T) {
 	nodes := startCluster(t, 3)
 	n1, n3 := nodes[0], nodes[2]
 	watch, _ := dial5(t, n1.Addr, "watch", nil)
 	watch.sub(t, paho.SubscribeOptions{Topic: "paused/#", QoS: 1})
+	held, _ := dial5(t, n3.Addr, "held-through-pause", &paho.Connect{CleanStart: true, KeepAlive: 0,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(60))}})
 	if err := n3.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -1098,6 +1125,17 @@ func TestClusterPausedNodeRecovers(t *testing.T) {
 	}
 	if err := n3.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
+	}
+	// Its process was stopped for longer than quorum-fence: whatever raft
+	// hears first, it closes its claimed connections (the majority may have
+	// handed their sessions over meanwhile).
+	select {
+	case d := <-held.gone:
+		if d.ReasonCode != byte(codec.UseAnotherServer) {
+			t.Fatalf("claimed connection after the pause closed with %#x, want 0x9C", d.ReasonCode)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the claimed connection stayed served after the node resumed")
 	}
 	persist := &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(60))}
 	deadline = time.Now().Add(30 * time.Second)

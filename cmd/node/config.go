@@ -71,12 +71,20 @@ type nodeConfig struct {
 	PeerPort              int           // 0 picks a free port
 	Join                  []string      // gossip seeds, each host:port (nil = none)
 	DeadGrace             time.Duration // how long a crashed node's routes are kept
+	QuorumFence           time.Duration // without a leader this long, claimed connections are closed (0 = off)
 	NetsplitCleanSessions bool          // without a raft majority, accept clean sessions locally
 }
 
 // defaultGossipPort is gossip's port unless gossip-port says otherwise, and
 // the port of a join seed given without one.
 const defaultGossipPort = 7946
+
+// The quorum fence (cluster/fence.go): its default, and its bound, below
+// memberlist's failure detection with the LAN settings.
+const (
+	defaultQuorumFence = 3 * time.Second
+	maxQuorumFence     = 4 * time.Second
+)
 
 // clustered reports whether the node runs gossip and the peer link: it does
 // when it has an address to bind them to or seeds to join.
@@ -196,6 +204,7 @@ func options() []option {
 	add("peer-port", "peer link port (0 picks one)", intOpt(func(c *nodeConfig) *int { return &c.PeerPort }))
 	add("join", "gossip seeds, host[:port],... (port default 7946); needs cluster-bind", joinOpt())
 	add("dead-node-grace", "how long a crashed node's subscription routes are kept", durOpt(func(c *nodeConfig) *time.Duration { return &c.DeadGrace }))
+	add("quorum-fence", "close connections with a committed claim (0x9C use another server) after this long without a raft leader; below takeover-timeout and failure detection (4s at most), 0 = off", durOpt(func(c *nodeConfig) *time.Duration { return &c.QuorumFence }))
 	add("netsplit-clean-sessions", "without a raft majority, still accept clean sessions (expiry 0) with a local-only claim; persistent ones get 0x88 / 0x03", boolOpt(func(c *nodeConfig) *bool { return &c.NetsplitCleanSessions }))
 	add("log-format", "text or json", strOpt(func(c *nodeConfig) *string { return &c.LogFormat }))
 	add("admin-listen", "admin HTTP endpoint: health, metrics, REST API, dashboard (empty = off)", strOpt(func(c *nodeConfig) *string { return &c.AdminListen }))
@@ -252,7 +261,8 @@ func defaultNodeConfig() nodeConfig {
 	return nodeConfig{Listen: ":1883", LogLevel: "info", LogFormat: "text", AdminListen: ":8080", WSPath: "/mqtt", TLSClientAuth: "none", TLSUseIdentity: "false",
 		AllowAnonymous: "auto", AuthHTTPTimeout: 5 * time.Second, AuthHTTPDown: "deny", Store: "raft", DataDir: "data", RaftBind: "127.0.0.1:7300", Bootstrap: true,
 		PartialBytes: eventloop.DefaultMaxPartialPacketBytes, Broker: broker.DefaultConfig(),
-		GossipPort: defaultGossipPort, RaftPort: 7300, PeerPort: 7400, DeadGrace: cluster.DefaultDeadGrace}
+		GossipPort: defaultGossipPort, RaftPort: 7300, PeerPort: 7400, DeadGrace: cluster.DefaultDeadGrace,
+		QuorumFence: defaultQuorumFence}
 }
 
 // loadConfig builds the configuration: defaults, then the config file, then
@@ -370,6 +380,14 @@ func checkCluster(cfg *nodeConfig, explicit map[string]bool) error {
 	}
 	if cfg.DeadGrace <= 0 {
 		return fmt.Errorf("dead-node-grace %v must be positive", cfg.DeadGrace)
+	}
+	switch f := cfg.QuorumFence; {
+	case f < 0:
+		return fmt.Errorf("quorum-fence %v must not be negative (0 turns it off)", f)
+	case f > maxQuorumFence:
+		return fmt.Errorf("quorum-fence %v must be at most %v: the majority may hand a session over once failure detection declares this node dead (about 4.5 s)", f, maxQuorumFence)
+	case f > 0 && f >= cfg.Broker.TakeoverTimeout && cfg.clustered():
+		return fmt.Errorf("quorum-fence %v must be below takeover-timeout %v", f, cfg.Broker.TakeoverTimeout)
 	}
 	ports := []struct {
 		name string

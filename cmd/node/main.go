@@ -109,7 +109,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 		if cfg.clustered() {
 			cl, err = cluster.NewCluster(cluster.ClusterConfig{Node: node, BindAddr: cfg.ClusterBind,
 				AdvertiseAddr: cfg.ClusterAdvertise, GossipPort: cfg.GossipPort, PeerPort: cfg.PeerPort,
-				Join: cfg.Join, BootstrapExpect: gossipExpect, DeadGrace: cfg.DeadGrace,
+				Join: cfg.Join, BootstrapExpect: gossipExpect, DeadGrace: cfg.DeadGrace, QuorumFence: cfg.QuorumFence,
 				Version: broker.Version, AdminAddr: adminAdvertise(adminLn, cfg), Logger: log})
 			if err != nil {
 				fmt.Fprintf(stderr, "flockmq: %v\n", err)
