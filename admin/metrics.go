@@ -39,7 +39,7 @@ var metricDefs = []metricDef{
 	{"flockmq_messages_sent_total", "PUBLISH packets sent to clients, by QoS.", []string{"qos"}},
 	{"flockmq_payload_bytes_received_total", "Payload bytes of the PUBLISH packets received, by QoS.", []string{"qos"}},
 	{"flockmq_payload_bytes_sent_total", "Payload bytes of the PUBLISH packets sent, by QoS.", []string{"qos"}},
-	{"flockmq_messages_dropped_total", "Messages dropped, by reason: qos0_overflow (QoS 0 past a full loop mailbox or session queue), slow_consumer (QoS 0 to a client over outbound-high-water), queue_full (QoS 1/2 past the offline queue of a session), too_large (over the client's Maximum Packet Size), expired (message expiry passed while queued), moved_lost (sent on by a session's old node, no session here).", []string{"reason"}},
+	{"flockmq_messages_dropped_total", "Messages dropped, by reason: qos0_overflow (QoS 0 past a full loop mailbox or session queue), slow_consumer (QoS 0 to a client over outbound-high-water), queue_full (QoS 1/2 past the offline queue of a session), too_large (over the client's Maximum Packet Size), expired (message expiry passed while queued), moved_lost (sent on by a session's old node: no session here, or it resumed without them).", []string{"reason"}},
 	{"flockmq_publisher_pauses_total", "Times a publisher was held back by flow control.", nil},
 	{"flockmq_queued_messages", "Messages queued for sessions that hold publishers back.", nil},
 	{"flockmq_disconnects_total", "Connections the broker closed for the client's fault or a timeout, by reason (takeovers and refused CONNECTs have their own counters).", []string{"reason"}},

@@ -99,7 +99,7 @@ type Stats struct {
 	SessionsMoved      atomic.Uint64 // sessions handed to (or ended for) another node their client connected to
 	SessionsArrived    atomic.Uint64 // sessions whose state came from another node
 	TakeoverStateLost  atomic.Uint64 // sessions resumed without their state: the old node was dead, or silent past takeover-timeout
-	MovedMessagesLost  atomic.Uint64 // messages sent on by a session's old node that found no session here
+	MovedMessagesLost  atomic.Uint64 // messages sent on by a session's old node that found no session here, or a session that resumed without them
 }
 
 // Sum returns the total of a by-QoS counter.

@@ -275,9 +275,15 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 		b.onOwner(old, func(ol *Loop) { ol.discard(old) })
 	}
 	if s.loop.Load() == c.l {
-		if s != old && b.awaitsHandover(res, present) {
-			c.l.awaitHandover(s, c, present, ack, res.Epoch)
-			return
+		if s != old {
+			wait, lost := b.awaitsHandover(res, present)
+			if wait {
+				c.l.awaitHandover(s, c, present, ack, res.Epoch)
+				return
+			}
+			if lost {
+				s.stateLost = res.Epoch
+			}
 		}
 		s.epoch = res.Epoch // session fields only on the owner loop
 		c.l.attach(s, c, present, ack)

@@ -27,6 +27,7 @@ type Session struct {
 	attachedAt int64  // unix nanoseconds of the last connection's attach, for the admin views
 	detachedAt int64  // unix nanoseconds of its end, 0 while attached
 	nextID     uint16
+	stateLost  uint64 // the epoch (claim) it resumed under without its previous node's state; a late state for it is dropped
 	ended      bool
 	backlogged bool // in the loop's backlog list
 

@@ -13,7 +13,8 @@ import (
 //     A. B creates the session, installs its subscriptions from the registry
 //     (so messages published from now on reach B), and, while A is alive,
 //     holds the CONNACK until A's state arrives or TakeoverTimeout passes
-//     (then it goes on with an empty queue and counts TakeoverStateLost).
+//     (then it goes on with an empty queue and counts TakeoverStateLost; a
+//     state that comes after that is dropped: see AcceptSession).
 //  2. A applies the same claim: it closes the old connection (0x8E), takes
 //     the session's inflight messages, queue and inbound QoS 2 ids, and sends
 //     them to B (HandOver, a frameHandover on the ordered peer link). The
@@ -72,18 +73,19 @@ func (l *Loop) nextMsgID() uint64 {
 }
 
 // awaitsHandover reports whether a new session for res must wait for its
-// previous node's state.
-func (b *Broker) awaitsHandover(res ClaimResult, present bool) bool {
+// previous node's state (wait), or resumes without it because that node is
+// gone (lost).
+func (b *Broker) awaitsHandover(res ClaimResult, present bool) (wait, lost bool) {
 	if b.remote == nil || !present || res.PrevNode == "" {
-		return false
+		return false, false
 	}
 	if !b.remote.Alive(res.PrevNode) {
 		// Its node is gone: the subscriptions come from the registry, the
 		// messages it held are lost.
 		b.stats.TakeoverStateLost.Add(1)
-		return false
+		return false, true
 	}
-	return true
+	return true, false
 }
 
 // awaitHandover parks the CONNACK of c until the state of s arrives from its
@@ -114,6 +116,7 @@ func (l *Loop) awaitHandover(s *Session, c *Client, present bool, ack connackInf
 			b.stats.TakeoverStateLost.Add(1)
 			b.log.Warn("session state did not arrive from its previous node; resumed with its subscriptions only",
 				"client", s.clientID, "timeout", b.cfg.TakeoverTimeout)
+			s.stateLost = epoch
 			l.finishTakeover(s, nil)
 			l.Flush()
 		})
@@ -343,8 +346,22 @@ func (b *Broker) AcceptSession(st *SessionState, handover bool) {
 			}
 		case handover && s.f != nil && s.f.tk != nil && s.f.tk.c != nil:
 			l.finishTakeover(s, st)
+		case s.stateLost == st.Epoch:
+			// The session resumed without this state: its old node was
+			// gone, or silent past TakeoverTimeout (a partition, a pause),
+			// and comes back with it now. The session was handled as if
+			// that node had crashed, and its client may have had the
+			// state's messages from the old node already (QoS 2 past
+			// PUBREC) or from this node since: delivering them now would
+			// duplicate them, under packet ids the client does not know.
+			// They are dropped and counted, as a crash would have lost them.
+			b.stats.MovedMessagesLost.Add(uint64(len(st.Messages)))
+			if handover {
+				b.log.Info("session state came after its session resumed without it; dropped",
+					"client", st.ClientID, "messages", len(st.Messages))
+			}
 		default:
-			// Answered already (the timeout passed): deliver what came.
+			// Messages the old node's stub sent on after the handover.
 			for i := range st.Messages {
 				mm := &st.Messages[i]
 				if mm.Msg == nil {

@@ -1112,8 +1112,20 @@ func TestClusterPausedNodeRecovers(t *testing.T) {
 	watch.sub(t, paho.SubscribeOptions{Topic: "paused/#", QoS: 1})
 	held, _ := dial5(t, n3.Addr, "held-through-pause", &paho.Connect{CleanStart: true, KeepAlive: 0,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(60))}})
+	// A persistent QoS 2 subscriber of n3, offline: what n1 forwards to it
+	// queues on n3.
+	persist := &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(60))}
+	moved, _ := dial5(t, n3.Addr, "moved-through-pause", &paho.Connect{CleanStart: true, KeepAlive: 0, Properties: persist})
+	moved.sub(t, paho.SubscribeOptions{Topic: "late/x", QoS: 2})
+	pubLate, _ := dial5(t, n1.Addr, "pub-late", nil)
+	routed(t, pubLate, moved, "late/x", 20*time.Second)
+	moved.Disconnect(&paho.Disconnect{})
+	moved.conn.Close()
 	if err := n3.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i < 20; i++ {
+		pubLate.pub(t, &paho.Publish{Topic: "late/x", QoS: 2, Payload: []byte("before-" + strconv.Itoa(i))})
 	}
 	// Until the leader has fenced n3's boot.
 	deadline := time.Now().Add(30 * time.Second)
@@ -1122,6 +1134,16 @@ func TestClusterPausedNodeRecovers(t *testing.T) {
 			t.Fatal("n3 never declared lost")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	// The session resumes on n2 without what n3 held (n3 is lost); n1 sends
+	// the next messages to n2, and to n3 too while n3's routes last.
+	again, ca := dial5(t, nodes[1].Addr, "moved-through-pause", &paho.Connect{CleanStart: false, KeepAlive: 30, Properties: persist})
+	if !ca.SessionPresent {
+		t.Fatal("the session of a lost node resumed elsewhere without session present")
+	}
+	routed(t, pubLate, again, "late/x", 20*time.Second)
+	for i := 0; i < 20; i++ {
+		pubLate.pub(t, &paho.Publish{Topic: "late/x", QoS: 2, Payload: []byte("after-" + strconv.Itoa(i))})
 	}
 	if err := n3.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -1137,7 +1159,36 @@ func TestClusterPausedNodeRecovers(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the claimed connection stayed served after the node resumed")
 	}
-	persist := &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(60))}
+	// n3 applies the claim and sends the session's state to n2 after all:
+	// the session resumed without it, so n2 drops it. Delivering it would
+	// duplicate the after-* messages, under packet ids the client never saw.
+	deadline = time.Now().Add(30 * time.Second)
+	for !strings.Contains(nodes[1].Log.String(), "session state came after its session resumed without it; dropped") {
+		if time.Now().After(deadline) {
+			t.Fatal("n3 never sent the moved session's state to n2")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := map[string]int{}
+	quiet := time.After(4 * time.Second) // n3's stub forwards for 3 s more
+	for done := false; !done; {
+		select {
+		case m := <-again.msgs:
+			got[string(m.Payload)]++
+		case <-quiet:
+			done = true
+		}
+	}
+	for p, n := range got {
+		if n > 1 {
+			t.Errorf("%s delivered %d times to the resumed QoS 2 session", p, n)
+		}
+	}
+	for i := 0; i < 20; i++ {
+		if p := "after-" + strconv.Itoa(i); got[p] != 1 {
+			t.Errorf("%s delivered %d times, want once", p, got[p])
+		}
+	}
 	deadline = time.Now().Add(30 * time.Second)
 	var c *v5c
 	for c == nil {
