@@ -282,7 +282,7 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 				return
 			}
 			if lost {
-				s.stateLost = res.Epoch
+				s.flow().stateLost = res.Epoch
 			}
 		}
 		s.epoch = res.Epoch // session fields only on the owner loop

@@ -27,7 +27,6 @@ type Session struct {
 	attachedAt int64  // unix nanoseconds of the last connection's attach, for the admin views
 	detachedAt int64  // unix nanoseconds of its end, 0 while attached
 	nextID     uint16
-	stateLost  uint64 // the epoch (claim) it resumed under without its previous node's state; a late state for it is dropped
 	ended      bool
 	backlogged bool // in the loop's backlog list
 
@@ -52,6 +51,9 @@ type sessionFlow struct {
 	inQoS2   map[uint16]struct{} // inbound QoS 2 ids awaiting PUBREL
 	timers   sessionTimers
 	tk       *takeover // a move between nodes in progress (takeover.go)
+	// stateLost is the epoch (claim) the session resumed under without its
+	// previous node's state; a state that comes late for it is dropped.
+	stateLost uint64
 
 	// progressAt is when the connection last acknowledged a message, and
 	// holdSince when the queue last reached the flow-control mark (unix

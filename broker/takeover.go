@@ -116,7 +116,7 @@ func (l *Loop) awaitHandover(s *Session, c *Client, present bool, ack connackInf
 			b.stats.TakeoverStateLost.Add(1)
 			b.log.Warn("session state did not arrive from its previous node; resumed with its subscriptions only",
 				"client", s.clientID, "timeout", b.cfg.TakeoverTimeout)
-			s.stateLost = epoch
+			s.flow().stateLost = epoch
 			l.finishTakeover(s, nil)
 			l.Flush()
 		})
@@ -346,7 +346,7 @@ func (b *Broker) AcceptSession(st *SessionState, handover bool) {
 			}
 		case handover && s.f != nil && s.f.tk != nil && s.f.tk.c != nil:
 			l.finishTakeover(s, st)
-		case s.stateLost == st.Epoch:
+		case s.f != nil && s.f.stateLost == st.Epoch:
 			// The session resumed without this state: its old node was
 			// gone, or silent past TakeoverTimeout (a partition, a pause),
 			// and comes back with it now. The session was handled as if
