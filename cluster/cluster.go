@@ -71,6 +71,7 @@ type Cluster struct {
 	sentMetaAt    time.Time         // maintenance goroutine only
 	bootSeen      []string          // bootstrap candidates at the last check; maintenance goroutine only
 	fence         fenceState        // maintenance goroutine only (fence.go)
+	wasDead       map[string]bool   // members gossip held dead at the last syncLinks; maintenance goroutine only
 
 	fwdDropped atomic.Uint64 // QoS 0 copies dropped on a full link or to a node without one
 	badFrames  atomic.Uint64
@@ -620,6 +621,23 @@ func (c *Cluster) syncLinks(members []Member) {
 	}
 	for i, addr := range want {
 		c.openLink(i, addr)
+	}
+	// A member alive again after gossip held it dead: its link's
+	// connection is likely stale (a partition, a pause); start a new one.
+	if c.wasDead == nil {
+		c.wasDead = map[string]bool{}
+	}
+	for _, m := range members {
+		dead := m.State == MemberDead
+		if c.wasDead[m.Name] && !dead && m.State != MemberLeft {
+			if ls := *c.links.Load(); int(c.number(m.Name)) < len(ls) {
+				if l := ls[c.number(m.Name)]; l != nil {
+					c.log.Info("peer link: member alive again, reconnecting", "node", m.Name)
+					l.Reset()
+				}
+			}
+		}
+		c.wasDead[m.Name] = dead
 	}
 }
 

@@ -299,6 +299,19 @@ func (l *PeerLink) Close() error {
 	return nil
 }
 
+// Reset drops the current connection, if there is one: the writer redials
+// and replays every unacknowledged frame. For a peer that gossip held dead
+// and sees alive again: across a partition the old connection sits in TCP
+// retransmission backoff, and could stay silent for seconds after the heal.
+func (l *PeerLink) Reset() {
+	l.mu.Lock()
+	conn := l.conn
+	l.mu.Unlock()
+	if conn != nil {
+		conn.Close()
+	}
+}
+
 // run is the writer goroutine: dial, serve the connection, back off, redial.
 func (l *PeerLink) run() {
 	defer l.wg.Done()

@@ -659,3 +659,19 @@ func FuzzPeerWire(f *testing.F) {
 		}
 	})
 }
+
+// TestPeerLinkReset: Reset drops the connection; the link redials, and every
+// frame sent before and after arrives once and in order.
+func TestPeerLinkReset(t *testing.T) {
+	rec := newPeerRecorder()
+	pl := startPeerListener(t, PeerListenerConfig{}, rec.deliver)
+	l := startPeerLink(t, PeerLinkConfig{Node: "n1", Boot: 1, Addr: pl.Addr().String()})
+	sendAll(t, l, 0, 100)
+	waitUntil(t, 10*time.Second, "first frames delivered", func() bool { return rec.count("n1") >= 100 })
+	l.Reset()
+	waitUntil(t, 10*time.Second, "a new connection", func() bool { return l.Stats().Reconnects == 1 })
+	sendAll(t, l, 100, 100)
+	waitUntil(t, 10*time.Second, "all frames delivered", func() bool { return rec.count("n1") >= 200 })
+	checkPeerFrames(t, rec.frames("n1"), 0, 200)
+	waitDrained(t, l, 200)
+}
