@@ -23,7 +23,8 @@ type phase struct {
 	lostLim  []string
 	lostUpR  []lostRec
 	lostLimR []lostRec
-	dups     int
+	dups     int // QoS 1 second copies (allowed: at least once)
+	dups2    int // QoS 2 second copies (never allowed)
 	reorders int
 }
 
@@ -34,7 +35,6 @@ func analyze(h *history, faults []*fault, from, end time.Time, retained map[stri
 	defer h.mu.Unlock()
 	var b strings.Builder
 	var fails []string
-	subs := []string{"chaos-s1", "chaos-s2", "chaos-s3"}
 
 	// Phases: calm before the first fault, then each fault's window and
 	// the calm after it.
@@ -55,6 +55,7 @@ func analyze(h *history, faults []*fault, from, end time.Time, retained map[stri
 		}
 		return phases[len(phases)-1]
 	}
+	faultAt := func(t time.Time) *fault { return phaseOf(t).f }
 
 	got := map[msgKey]int{}
 	for _, d := range h.delivs {
@@ -96,7 +97,7 @@ func analyze(h *history, faults []*fault, from, end time.Time, retained map[stri
 		}
 		p := phaseOf(a.at)
 		p.acked++
-		for _, s := range subs {
+		for _, s := range subscribersOf(a.pub) {
 			p.expected++
 			k := msgKey{s, a.pub, a.seq}
 			if got[k] > 0 {
@@ -111,11 +112,11 @@ func analyze(h *history, faults []*fault, from, end time.Time, retained map[stri
 			}
 			ws, we := p.f.window()
 			switch {
-			case a.node == p.f.victim:
+			case p.f.hit(a.node):
 				r.why = "ingress node was the victim"
 				p.lostLim = append(p.lostLim, desc)
 				p.lostLimR = append(p.lostLimR, r)
-			case onNode(s, p.f.victim, ws, we):
+			case p.f.victim == "all" || p.f.lossy() && onNode(s, p.f.victim, ws, we):
 				r.why = "subscriber's session was on the victim"
 				p.lostLim = append(p.lostLim, desc)
 				p.lostLimR = append(p.lostLimR, r)
@@ -138,7 +139,11 @@ func analyze(h *history, faults []*fault, from, end time.Time, retained map[stri
 		}
 		p := phaseOf(t)
 		if seen[k] {
-			p.dups++
+			if d.pub == q2Publisher {
+				p.dups2++
+			} else {
+				p.dups++
+			}
 			continue
 		}
 		seen[k] = true
@@ -150,13 +155,25 @@ func analyze(h *history, faults []*fault, from, end time.Time, retained map[stri
 		}
 	}
 
-	fmt.Fprintf(&b, "clients: publishers p1..p3 (homes n1..n3), persistent subscribers chaos-s1..s3 (homes n2, n3, n1) on %s+ at QoS 1\n", topicPrefix)
-	fmt.Fprintf(&b, "acknowledged QoS 1 publishes: %d; deliveries: %d; publishes without PUBACK (timeout/closed): %d; refused: %s\n",
-		len(h.acks), len(h.delivs), h.pubFail, mapText(h.pubRef))
+	fmt.Fprintf(&b, "clients: QoS 1 publishers p1..p3 (homes n1..n3), persistent subscribers chaos-s1..s3 (homes n2, n3, n1) on %s+ at QoS 1; QoS 2 publisher %s (home n2) and persistent subscriber %s (home n3, client session state kept across connections) on %s+; %d roamers moving to the next node every 4-6 s without closing their connection, with beacons every 100 ms\n",
+		topicPrefix, q2Publisher, q2Subscriber, q2Prefix, roamers)
+	q2 := 0
+	for _, a := range h.acks {
+		if a.pub == q2Publisher {
+			q2++
+		}
+	}
+	fmt.Fprintf(&b, "acknowledged publishes: %d at QoS 1, %d at QoS 2; deliveries: %d; publishes without acknowledgement (timeout/closed): %d; refused: %s\n",
+		len(h.acks)-q2, q2, len(h.delivs), h.pubFail, mapText(h.pubRef))
 	fmt.Fprintf(&b, "subscriber refusals: %s; sessions resumed without session present: %d\n", mapText(h.subRefuse), len(h.lostSess))
 	for _, s := range h.lostSess {
 		fmt.Fprintf(&b, "  %s\n", s)
 	}
+	if len(h.lostSess) > 0 {
+		fails = append(fails, fmt.Sprintf("%d persistent sessions resumed without session present (their subscriptions lost): %s", len(h.lostSess), h.lostSess[0]))
+	}
+	fails = append(fails, checkRoams(&b, h, faultAt, end)...)
+	fails = append(fails, checkFenced(&b, h, faultAt)...)
 	fmt.Fprintf(&b, "connections: %d (client node from-to)\n", len(h.conns))
 	for _, c := range h.conns {
 		if strings.HasPrefix(c.client, "chaos-s") {
@@ -176,18 +193,31 @@ func analyze(h *history, faults []*fault, from, end time.Time, retained map[stri
 		if len(f.minority) > 0 {
 			fmt.Fprintf(&b, "   new persistent sessions on the isolated node: %s\n", strings.Join(f.minority, "; "))
 		}
+		var miss int
+		for _, n := range cl.nodes {
+			if m := f.retained[n.name]; len(m) > 0 {
+				miss += len(m)
+				f.fail("after recovery from %s, %d acknowledged retained messages were missing or wrong on %s: %s", f.kind, len(m), n.name, m[0])
+			}
+		}
+		if f.retained != nil && miss == 0 {
+			fmt.Fprintf(&b, "   after recovery: every acknowledged retained message present on every node\n")
+		}
 		for _, x := range f.fails {
 			fmt.Fprintf(&b, "   FAILED: %s\n", x)
 			fails = append(fails, x)
 		}
 	}
-	b.WriteString("\nphases (acked = acknowledged publishes in the phase; each is expected by 3 subscribers):\n")
+	b.WriteString("\nphases (acked = acknowledged publishes in the phase; each QoS 1 one is expected by 3 subscribers, each QoS 2 one by 1):\n")
 	for _, p := range phases {
 		if p.acked == 0 && p.f == nil && len(p.lostUp) == 0 {
 			continue
 		}
-		fmt.Fprintf(&b, "-- %s: acked %d, expected deliveries %d, lost with both nodes up %d, lost under the documented limit %d, duplicates %d, reorders %d\n",
-			p.name, p.acked, p.expected, len(p.lostUp), len(p.lostLim), p.dups, p.reorders)
+		fmt.Fprintf(&b, "-- %s: acked %d, expected deliveries %d, lost with both nodes up %d, lost under the documented limit %d, QoS 1 duplicates %d, QoS 2 duplicates %d, reorders %d\n",
+			p.name, p.acked, p.expected, len(p.lostUp), len(p.lostLim), p.dups, p.dups2, p.reorders)
+		if p.dups2 > 0 {
+			fails = append(fails, fmt.Sprintf("%d QoS 2 messages were delivered twice %s", p.dups2, p.name))
+		}
 		if len(p.lostLim) > 0 {
 			b.WriteString(listText(groupLost(p.lostLimR), 40))
 		}
@@ -307,4 +337,114 @@ func groupLost(l []lostRec) []string {
 			g.first.Format("15:04:05.000"), g.last.Format("15:04:05.000")))
 	}
 	return out
+}
+
+// checkRoams: at most one served connection per client id. A roamer's
+// connection must not receive a message published after the CONNACK of the
+// roamer's next connection, and must be closed by the server within 5 s of
+// it (the node of the old connection stopped or killed excepted: a stopped
+// process closes nothing). A connection that lived 3 s in a calm stretch
+// must have received beacons: its subscription came with the session.
+func checkRoams(b *strings.Builder, h *history, faultAt func(time.Time) *fault, end time.Time) []string {
+	by := map[string][]*roamConn{}
+	var ids []string
+	for _, r := range h.roams {
+		if by[r.client] == nil {
+			ids = append(ids, r.client)
+		}
+		by[r.client] = append(by[r.client], r)
+	}
+	sort.Strings(ids)
+	var served, open, deaf []string
+	conns, moves, codes := 0, 0, map[string]int{}
+	for _, id := range ids {
+		rs := by[id]
+		for i, r := range rs {
+			conns++
+			closed := r.closed
+			if closed.IsZero() {
+				closed = end.Add(time.Hour)
+			}
+			last := closed
+			if i+1 < len(rs) {
+				moves++
+				newer := rs[i+1]
+				late := 0
+				for _, t := range r.sends {
+					if t.After(newer.ackAt) {
+						late++
+					}
+				}
+				if late > 0 {
+					served = append(served, fmt.Sprintf("%s: its connection to %s (CONNACK %s) received %d message(s) published after the CONNACK of its next connection, to %s at %s",
+						id, r.node, r.ackAt.Format("15:04:05.000"), late, newer.node, newer.ackAt.Format("15:04:05.000")))
+				}
+				if r.forced || closed.After(newer.ackAt.Add(5*time.Second)) {
+					f := faultAt(newer.ackAt)
+					if f == nil || !f.hit(r.node) || f.kind == "partition" {
+						open = append(open, fmt.Sprintf("%s: its connection to %s (CONNACK %s) was still open 5 s after the CONNACK of its next connection, to %s at %s",
+							id, r.node, r.ackAt.Format("15:04:05.000"), newer.node, newer.ackAt.Format("15:04:05.000")))
+					} else {
+						codes["left open on a stopped or killed node"]++
+					}
+				} else if !r.closed.IsZero() {
+					codes["closed by the server"]++
+				}
+				if newer.ackAt.Before(last) {
+					last = newer.ackAt
+				}
+			}
+			if last.Sub(r.ackAt) >= 3*time.Second && faultAt(r.ackAt) == nil && faultAt(last) == nil && len(r.sends) == 0 {
+				deaf = append(deaf, fmt.Sprintf("%s: its connection to %s from %s to %s (session present %v) received no beacon",
+					id, r.node, r.ackAt.Format("15:04:05.000"), last.Format("15:04:05.000"), r.present))
+			}
+		}
+	}
+	fmt.Fprintf(b, "roamers: %d connections, %d moves; old connections %s; served after a newer CONNACK: %d; left open: %d; calm connections without beacons: %d\n",
+		conns, moves, mapText(codes), len(served), len(open), len(deaf))
+	var fails []string
+	for _, l := range [][]string{served, open, deaf} {
+		if len(l) > 0 {
+			b.WriteString(listText(l, 10))
+		}
+	}
+	if len(served) > 0 {
+		fails = append(fails, fmt.Sprintf("two served connections for one client id: %s", served[0]))
+	}
+	if len(open) > 0 {
+		fails = append(fails, fmt.Sprintf("an old connection was not closed after a newer claim: %s", open[0]))
+	}
+	if len(deaf) > 0 {
+		fails = append(fails, fmt.Sprintf("a resumed session lost its subscription: %s", deaf[0]))
+	}
+	return fails
+}
+
+// checkFenced: the quorum fence (DISCONNECT 0x9C) closes connections only
+// on a node cut off from the majority (partition, pause); a node of the
+// majority, during an election or on a slow link, must not fence.
+func checkFenced(b *strings.Builder, h *history, faultAt func(time.Time) *fault) []string {
+	var bad []string
+	ok := map[string]int{}
+	for _, d := range h.discs {
+		if d.code != 0x9C {
+			continue
+		}
+		f := faultAt(d.at)
+		if f != nil && (f.kind == "partition" || f.kind == "pause") && d.node == f.victim {
+			ok[fmt.Sprintf("%s of %s", f.kind, f.victim)]++
+			continue
+		}
+		where := "with no fault under way"
+		if f != nil {
+			where = "during " + f.kind + " of " + f.victim
+		}
+		bad = append(bad, fmt.Sprintf("%s on %s got DISCONNECT 0x9C at %s %s", d.client, d.node, d.at.Format("15:04:05.000"), where))
+	}
+	fmt.Fprintf(b, "quorum fence (DISCONNECT 0x9C): on the cut-off node: %s; elsewhere: %d\n", mapText(ok), len(bad))
+	if len(bad) > 0 {
+		b.WriteString(listText(bad, 10))
+		return []string{fmt.Sprintf("a node of the majority closed connections with 0x9C: %s", bad[0])}
+	}
+	return nil
 }

@@ -104,11 +104,13 @@ func (cl *cluster) up(ctx context.Context) error {
 		cl.compose(ctx, time.Minute, "down", "-v")
 	}
 	cl.netName = cl.project + "_flockmq"
-	// The side network: a /24 of 172.31.0.0/16.
+	// The side network: a /24 of 172.31.0.0/16, each node at a fixed
+	// address (.11 to .13) that survives its restarts.
+	var side string
 	for attempt := 1; ; attempt++ {
 		cl.sideNet = cl.project + "-side"
-		sub := "172.31." + strconv.Itoa(10+rand.IntN(240))
-		_, err := cl.docker(ctx, "network", "create", "--subnet", sub+".0/24", cl.sideNet)
+		side = "172.31." + strconv.Itoa(10+rand.IntN(240))
+		_, err := cl.docker(ctx, "network", "create", "--subnet", side+".0/24", cl.sideNet)
 		if err == nil {
 			break
 		}
@@ -123,14 +125,10 @@ func (cl *cluster) up(ctx context.Context) error {
 			return fmt.Errorf("no container for %s: %v %q", name, err, out)
 		}
 		n := &node{name: name, container: strings.TrimSpace(out), clusterIP: prefix + "." + strconv.Itoa(10+i)}
-		if _, err := cl.docker(ctx, "network", "connect", cl.sideNet, n.container); err != nil {
+		n.sideIP = side + "." + strconv.Itoa(10+i)
+		if _, err := cl.docker(ctx, "network", "connect", "--ip", n.sideIP, cl.sideNet, n.container); err != nil {
 			return err
 		}
-		ip, err := cl.docker(ctx, "inspect", "-f", `{{(index .NetworkSettings.Networks "`+cl.sideNet+`").IPAddress}}`, n.container)
-		if err != nil {
-			return err
-		}
-		n.sideIP = strings.TrimSpace(ip)
 		cl.nodes = append(cl.nodes, n)
 	}
 	cl.faulted = map[string]bool{}

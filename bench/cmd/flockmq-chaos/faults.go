@@ -24,6 +24,19 @@ type fault struct {
 	// partition: the minority side's answers to new persistent sessions
 	minority []string
 	healedIn time.Duration
+	slow     string              // slow-link, mixed: the node whose link was degraded
+	tbf      bool                // degraded with tbf and iptables (no netem)
+	retained map[string][]string // per node, acknowledged retained messages missing after recovery
+}
+
+// lossy: the fault takes its victim down or cuts it off, so that what was
+// queued on it may be lost (the documented limit). A degraded link loses
+// nothing: TCP carries the messages through.
+func (f *fault) lossy() bool { return f.kind != "slow-link" }
+
+// hit: node was taken down or cut off by the fault.
+func (f *fault) hit(node string) bool {
+	return f.lossy() && (f.victim == node || f.victim == "all")
 }
 
 func (f *fault) window() (time.Time, time.Time) {
@@ -60,27 +73,45 @@ func (cl *cluster) inject(ctx context.Context, kind string, h *history, w *workl
 		return nil, err
 	}
 	f := &fault{kind: kind, oldLeader: leader}
-	if kind == "leader-kill" {
+	if kind == "leader-kill" || kind == "mixed" {
 		f.victim = leader
+	} else if kind == "full-restart" {
+		f.victim = "all"
 	} else if name, ok := strings.CutPrefix(kind, "restart-"); ok {
 		f.victim = name
 	} else {
 		f.victim = cl.pickFollower(leader, usedVictims)
 	}
 	usedVictims[f.victim] = true
+	if kind == "mixed" {
+		f.slow = cl.pickFollower(leader, nil)
+	}
 	v := cl.node(f.victim)
 	cl.logf("fault %s: victim %s (leader %s)", kind, f.victim, leader)
-	cl.setFaulted(f.victim, true)
+	if kind == "full-restart" {
+		for _, n := range cl.nodes {
+			cl.setFaulted(n.name, true)
+		}
+	} else {
+		cl.setFaulted(f.victim, true)
+	}
 	f.start = time.Now()
 	switch kind {
-	case "leader-kill", "follower-kill":
+	case "leader-kill", "follower-kill", "mixed":
+		if kind == "mixed" {
+			// A degraded link on a follower and, at the same moment, the
+			// leader killed: the election runs over the slow link.
+			if err := cl.degrade(ctx, f, cl.node(f.slow), true); err != nil {
+				return f, err
+			}
+		}
 		cl.mu.Lock()
 		cl.kills = append(cl.kills, killRec{node: f.victim, at: time.Now()})
 		cl.mu.Unlock()
 		if _, err := cl.docker(ctx, "kill", v.container); err != nil {
 			return f, err
 		}
-		if kind == "leader-kill" {
+		if kind != "follower-kill" {
 			f.election, f.newLeader = cl.waitNewLeader(ctx, f.victim, 20*time.Second)
 			if f.newLeader == "" {
 				f.fail("no new raft leader within 20 s of killing the leader %s", f.victim)
@@ -92,6 +123,35 @@ func (cl *cluster) inject(ctx context.Context, kind string, h *history, w *workl
 		}
 		sleep(ctx, time.Until(f.start.Add(cl.cfg.down)))
 		if _, err := cl.docker(ctx, "start", v.container); err != nil {
+			return f, err
+		}
+		if kind == "mixed" {
+			if err := cl.degrade(ctx, f, cl.node(f.slow), false); err != nil {
+				return f, err
+			}
+		}
+	case "slow-link":
+		if err := cl.degrade(ctx, f, v, true); err != nil {
+			return f, err
+		}
+		sleep(ctx, cl.cfg.slow)
+		if err := cl.degrade(ctx, f, v, false); err != nil {
+			return f, err
+		}
+	case "full-restart":
+		// Every node at once: SIGTERM to all three, then start them.
+		ids := []string{"stop", "--time", "30"}
+		cl.mu.Lock()
+		for _, n := range cl.nodes {
+			ids = append(ids, n.container)
+			cl.kills = append(cl.kills, killRec{node: n.name, at: time.Now()})
+		}
+		cl.mu.Unlock()
+		if _, err := cl.docker(ctx, ids...); err != nil {
+			return f, err
+		}
+		ids[0] = "start"
+		if _, err := cl.docker(ctx, append(ids[:1:1], ids[3:]...)...); err != nil {
 			return f, err
 		}
 	case "restart-n1", "restart-n2", "restart-n3":
@@ -147,6 +207,11 @@ func (cl *cluster) inject(ctx context.Context, kind string, h *history, w *workl
 		f.restored.Sub(f.start).Round(time.Millisecond), f.recovered.Sub(f.restored).Round(time.Millisecond))
 	if kind == "partition" {
 		cl.healProbe(ctx, f, v)
+	}
+	if kind == "full-restart" {
+		for _, n := range cl.nodes {
+			cl.setFaulted(n.name, false)
+		}
 	}
 	cl.setFaulted(f.victim, false)
 	cl.logf("fault %s done: %s", kind, strings.Join(f.notes, "; "))
@@ -224,4 +289,73 @@ func (cl *cluster) healProbe(ctx context.Context, f *fault, v *node) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	f.fail("after the heal %s still refused new persistent sessions 30 s after the cluster was healthy (last: %s)", v.name, last)
+}
+
+// degrade turns a degraded link on or off on node v's cluster interface,
+// entered through the container's network namespace with nsenter: tc netem
+// (delay 100 ms ± 50 ms, loss 5 %) where the kernel has it; otherwise tc tbf
+// (1 Mbit/s, up to 200 ms of queue: queueing delay and tail drops) and an
+// iptables rule dropping 5 % of the packets each way at random.
+func (cl *cluster) degrade(ctx context.Context, f *fault, v *node, on bool) error {
+	pid, err := cl.docker(ctx, "inspect", "-f", "{{.State.Pid}}", v.container)
+	if err != nil {
+		return err
+	}
+	pid = strings.TrimSpace(pid)
+	ns := func(args ...string) (string, error) {
+		return runCmd(ctx, cl.cfg.root, nil, 10*time.Second, "nsenter", append([]string{"-t", pid, "-n"}, args...)...)
+	}
+	out, err := ns("ip", "-o", "-4", "addr", "show")
+	if err != nil {
+		return fmt.Errorf("nsenter into %s (this fault needs root, nsenter and iproute2): %w", v.name, err)
+	}
+	dev := ""
+	for _, l := range strings.Split(out, "\n") {
+		if fl := strings.Fields(l); len(fl) > 3 && strings.HasPrefix(fl[3], v.clusterIP+"/") {
+			dev, _, _ = strings.Cut(fl[1], "@")
+		}
+	}
+	if dev == "" {
+		return fmt.Errorf("no interface of %s holds %s: %q", v.name, v.clusterIP, out)
+	}
+	drop := func(op string) [][]string {
+		r := []string{"-m", "statistic", "--mode", "random", "--probability", "0.05", "-j", "DROP"}
+		return [][]string{
+			append([]string{"iptables", op, "INPUT", "-i", dev}, r...),
+			append([]string{"iptables", op, "OUTPUT", "-o", dev}, r...),
+		}
+	}
+	if !on {
+		if _, err := ns("tc", "qdisc", "del", "dev", dev, "root"); err != nil {
+			return err
+		}
+		if f.tbf {
+			for _, c := range drop("-D") {
+				if _, err := ns(c...); err != nil {
+					return err
+				}
+			}
+		}
+		cl.logf("link of %s (%s) restored", v.name, dev)
+		return nil
+	}
+	if _, err := ns("tc", "qdisc", "add", "dev", dev, "root", "netem", "delay", "100ms", "50ms", "loss", "5%"); err == nil {
+		f.note("link of %s (%s) degraded with tc netem: delay 100ms ± 50ms, loss 5%%", v.name, dev)
+		cl.logf("%s", f.notes[len(f.notes)-1])
+		return nil
+	} else if !strings.Contains(err.Error(), "qdisc kind is unknown") {
+		return err
+	}
+	if _, err := ns("tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", "1mbit", "burst", "4kb", "latency", "200ms"); err != nil {
+		return err
+	}
+	f.tbf = true
+	for _, c := range drop("-I") {
+		if _, err := ns(c...); err != nil {
+			return err
+		}
+	}
+	f.note("link of %s (%s) degraded: this kernel has no netem (CONFIG_NET_SCH_NETEM unset), so tc tbf 1mbit with 200ms of queue and iptables dropping 5%% of packets each way at random", v.name, dev)
+	cl.logf("%s", f.notes[len(f.notes)-1])
+	return nil
 }

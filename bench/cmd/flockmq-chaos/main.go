@@ -3,8 +3,10 @@
 // runs QoS 1 publishers, persistent-session subscribers and retained writes
 // against all three nodes from the host, injects one fault at a time (kill of
 // the raft leader, kill of a follower, a partition of one node, a pause of one
-// node longer than failure detection, then a rolling restart), and then checks the recorded history
-// against the guarantees of docs/cluster.md. See docs/reliability.md.
+// node longer than failure detection, a degraded link, a degraded link with a
+// leader kill, a rolling restart, then a restart of the whole cluster), and
+// then checks the recorded history against the guarantees of
+// docs/cluster.md. See docs/reliability.md.
 //
 //	make chaos                       # full run, under 15 minutes
 //	make chaos CHAOS_FLAGS=-short    # one leader kill and one partition, about 3 minutes
@@ -37,6 +39,7 @@ type config struct {
 	down      time.Duration // a killed node stays down this long
 	isolate   time.Duration // partition length
 	pause     time.Duration // pause length
+	slow      time.Duration // degraded link length
 	settle    time.Duration // quiet time after each recovery
 	maxLeader time.Duration // a new leader within this after a leader kill
 }
@@ -62,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	c.down, c.isolate, c.pause, c.maxLeader = 10*time.Second, 15*time.Second, 12*time.Second, 5*time.Second
+	c.down, c.isolate, c.pause, c.slow, c.maxLeader = 10*time.Second, 15*time.Second, 12*time.Second, 20*time.Second, 5*time.Second
 	if c.settle == 0 {
 		c.settle = 15 * time.Second
 		if c.short {
@@ -129,7 +132,8 @@ func chaos(ctx context.Context, cl *cluster) (string, []string, error) {
 		return "", nil, err
 	}
 	var faults []*fault
-	plan := []string{"leader-kill", "follower-kill", "partition", "pause", "restart-n1", "restart-n2", "restart-n3"}
+	plan := []string{"leader-kill", "follower-kill", "partition", "pause", "slow-link", "mixed",
+		"restart-n1", "restart-n2", "restart-n3", "full-restart"}
 	if cl.cfg.short {
 		plan = []string{"leader-kill", "partition"}
 	}
@@ -147,6 +151,8 @@ func chaos(ctx context.Context, cl *cluster) (string, []string, error) {
 			w.stop()
 			return "", nil, fmt.Errorf("fault %s: %w", kind, err)
 		}
+		// Every acknowledged retained message on every node, after every fault.
+		f.retained = checkRetained(ctx, cl, h)
 		sleep(ctx, cl.cfg.settle)
 	}
 	end := w.stop()

@@ -67,3 +67,58 @@ func TestAnalyze(t *testing.T) {
 		t.Fatalf("reorder after recovery: fails %v", fails)
 	}
 }
+
+// TestAnalyzeQoS2RoamersFence: a second QoS 2 delivery fails the run, at any
+// time; so does a roamer's old connection that receives a message published
+// after its next connection's CONNACK, or one the server leaves open; so does
+// DISCONNECT 0x9C from a node that was not cut off.
+func TestAnalyzeQoS2RoamersFence(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
+	cl := &cluster{nodes: []*node{{name: "n1"}, {name: "n2"}, {name: "n3"}}}
+	f := &fault{kind: "partition", victim: "n2", start: at(10), restored: at(20), recovered: at(22)}
+	base := func() *history {
+		h := newHistory()
+		h.conns = append(h.conns, &connRec{client: q2Subscriber, node: "n3", from: at(0)})
+		for seq := 1; seq <= 40; seq++ {
+			h.acks = append(h.acks, ackRec{pub: q2Publisher, seq: seq, node: "n2", at: at(float64(seq))})
+			h.delivs = append(h.delivs, delivRec{sub: q2Subscriber, pub: q2Publisher, seq: seq, node: "n3", at: at(float64(seq) + 0.01)})
+		}
+		h.roams = []*roamConn{
+			{client: "chaos-roam-1", node: "n1", ackAt: at(1), closed: at(5.2), sends: []time.Time{at(2), at(5)}},
+			{client: "chaos-roam-1", node: "n2", ackAt: at(5.1), closed: at(40), sends: []time.Time{at(6), at(30)}},
+		}
+		return h
+	}
+	run := func(h *history) (string, []string) {
+		return analyze(h, []*fault{f}, at(0.5), at(41), map[string][]string{}, nil,
+			[]string{"n1: running", "n2: running", "n3: running"}, cl)
+	}
+	if rep, fails := run(base()); len(fails) != 0 {
+		t.Fatalf("clean history: fails %v\n%s", fails, rep)
+	}
+	h := base()
+	h.delivs = append(h.delivs, delivRec{sub: q2Subscriber, pub: q2Publisher, seq: 12, node: "n3", at: at(12.5)})
+	if _, fails := run(h); len(fails) != 1 || !strings.Contains(fails[0], "QoS 2 messages were delivered twice") {
+		t.Fatalf("QoS 2 duplicate inside a fault: fails %v", fails)
+	}
+	h = base()
+	h.roams[0].sends = append(h.roams[0].sends, at(5.15))
+	if _, fails := run(h); len(fails) != 1 || !strings.Contains(fails[0], "two served connections") {
+		t.Fatalf("old connection served after the newer CONNACK: fails %v", fails)
+	}
+	h = base()
+	h.roams[0].closed, h.roams[0].forced = at(15.2), true
+	if _, fails := run(h); len(fails) != 1 || !strings.Contains(fails[0], "not closed") {
+		t.Fatalf("old connection left open: fails %v", fails)
+	}
+	h = base()
+	h.discs = []discRec{{client: "chaos-s1", node: "n2", code: 0x9C, at: at(13)}}
+	if _, fails := run(h); len(fails) != 0 {
+		t.Fatalf("0x9C on the partitioned node: fails %v", fails)
+	}
+	h.discs = append(h.discs, discRec{client: "chaos-s2", node: "n3", code: 0x9C, at: at(13)})
+	if _, fails := run(h); len(fails) != 1 || !strings.Contains(fails[0], "0x9C") {
+		t.Fatalf("0x9C on a majority node: fails %v", fails)
+	}
+}
