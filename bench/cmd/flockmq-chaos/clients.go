@@ -490,7 +490,33 @@ func (w *workload) retainedWriter() {
 
 // checkRetained subscribes with a fresh client on each node and returns, per
 // node, the acknowledged retained writes it did not get (or a wrong payload).
+//
+// A node that rejoined applies the entries committed without it a moment
+// after it reports healthy, and a retained message reaches a subscriber when
+// it subscribes: a node with missing messages is asked again, by a fresh
+// subscriber every second, for up to 20 s.
 func checkRetained(ctx context.Context, cl *cluster, h *history) map[string][]string {
+	out := checkRetainedOn(ctx, cl.nodes, h)
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline) && ctx.Err() == nil; {
+		var again []*node
+		for _, n := range cl.nodes {
+			if len(out[n.name]) > 0 {
+				again = append(again, n)
+			}
+		}
+		if len(again) == 0 {
+			break
+		}
+		time.Sleep(time.Second)
+		for k, v := range checkRetainedOn(ctx, again, h) {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+// checkRetainedOn is one fresh subscriber's check on each of nodes.
+func checkRetainedOn(ctx context.Context, nodes []*node, h *history) map[string][]string {
 	h.mu.Lock()
 	want := map[string]string{}
 	for k, v := range h.retained {
@@ -498,7 +524,7 @@ func checkRetained(ctx context.Context, cl *cluster, h *history) map[string][]st
 	}
 	h.mu.Unlock()
 	out := map[string][]string{}
-	for _, n := range cl.nodes {
+	for _, n := range nodes {
 		var mu sync.Mutex
 		got := map[string]string{}
 		// A node just back may refuse claims for a moment (its boot fenced
@@ -532,7 +558,7 @@ func checkRetained(ctx context.Context, cl *cluster, h *history) map[string][]st
 			c.kill()
 			continue
 		}
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(3 * time.Second)
 		for time.Now().Before(deadline) {
 			mu.Lock()
 			m := len(got)
