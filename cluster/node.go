@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -216,7 +217,12 @@ func (n *Node) WaitReady(timeout time.Duration) error {
 func (n *Node) Run(b *broker.Broker) {
 	// Every applied claim fences older connections of its client id on this
 	// node, wherever the claim was made.
+	debug := n.log.Enabled(context.Background(), slog.LevelDebug)
 	n.fsm.SetClaimHook(func(e fsm.ClaimEvent) {
+		if debug {
+			n.log.Debug("session claim applied", "client", e.ClientID, "epoch", e.Epoch, "node", e.Node,
+				"prev_node", e.PrevNode, "prev_epoch", e.PrevEpoch, "resumed", e.Resumed)
+		}
 		if e.Node != n.id {
 			// The client connected to another node: its session there
 			// replaces the one here: resumed there with this node's state
@@ -390,6 +396,9 @@ func (n *Node) housekeep(b *broker.Broker) {
 // newer message, not failures.
 func (n *Node) logSweep(op, key, value string) func(fsm.Result, error) {
 	return func(r fsm.Result, err error) {
+		if n.log.Enabled(context.Background(), slog.LevelDebug) {
+			n.log.Debug("housekeeping: "+op+" applied", key, value, "code", r.Code.String(), "err", err)
+		}
 		switch {
 		case err != nil:
 			n.log.Warn("housekeeping: "+op+" failed", key, value, "err", err)

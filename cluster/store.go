@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
@@ -78,6 +79,10 @@ func (s *Store) Claim(req broker.ClaimRequest, done func(broker.ClaimResult, err
 	cmd := &fsm.SessionClaim{ClientID: req.ClientID, Node: s.node, Boot: s.boot, CleanStart: req.CleanStart,
 		Expiry: req.Expiry, ProtocolVersion: req.ProtocolVersion, Will: toFSMWill(req.Will), Now: nowMS()}
 	s.p.Propose(cmd, func(r fsm.Result, err error) {
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug("session claim answered", "client", req.ClientID, "clean_start", req.CleanStart, "expiry", req.Expiry,
+				"code", r.Code.String(), "epoch", r.Epoch, "present", r.SessionPresent, "prev_node", r.PrevOwner, "prev_epoch", r.PrevEpoch, "err", err)
+		}
 		if err != nil {
 			done(broker.ClaimResult{}, err)
 			return
@@ -102,7 +107,7 @@ func (s *Store) Claim(req broker.ClaimRequest, done func(broker.ClaimResult, err
 // Disconnected implements broker.Store.
 func (s *Store) Disconnected(clientID string, epoch uint64, expiry uint32, will *broker.Will) {
 	cmd := &fsm.SessionDisconnected{ClientID: clientID, Epoch: epoch, At: nowMS(), Expiry: expiry, KeepWill: will != nil}
-	s.p.Propose(cmd, s.logFailure("session disconnect", clientID))
+	s.p.Propose(cmd, s.logFailure("session disconnect", clientID, epoch))
 }
 
 // Ended implements broker.Store. A session of epoch 0 never went through
@@ -111,7 +116,7 @@ func (s *Store) Ended(clientID string, epoch uint64) {
 	if epoch == 0 {
 		return
 	}
-	s.p.Propose(&fsm.SessionRelease{ClientID: clientID, Epoch: epoch}, s.logFailure("session release", clientID))
+	s.p.Propose(&fsm.SessionRelease{ClientID: clientID, Epoch: epoch}, s.logFailure("session release", clientID, epoch))
 }
 
 // Release ends the registry entry of clientID at epoch and waits for the
@@ -128,8 +133,13 @@ func (s *Store) Release(clientID string, epoch uint64) error {
 	return <-errc
 }
 
-func (s *Store) logFailure(what, clientID string) func(fsm.Result, error) {
+// logFailure returns the done callback of an op on the session of clientID
+// at epoch: a failure is logged at warn, every result at debug.
+func (s *Store) logFailure(what, clientID string, epoch uint64) func(fsm.Result, error) {
 	return func(r fsm.Result, err error) {
+		if s.log.Enabled(context.Background(), slog.LevelDebug) {
+			s.log.Debug(what+" applied", "client", clientID, "epoch", epoch, "code", r.Code.String(), "err", err)
+		}
 		if err != nil {
 			s.log.Warn(what+" not recorded", "client", clientID, "err", err)
 		} else if r.Code != fsm.CodeOK && r.Code != fsm.CodeStale && r.Code != fsm.CodeNotFound {
