@@ -127,7 +127,7 @@ func (c *Client) handleConnect(cp *codec.ConnectPacket) {
 			// callee gets copies.
 			info.Username = append([]byte(nil), cp.Username...)
 			info.Password = append([]byte(nil), cp.Password...)
-			c.state = stateConnecting
+			c.connecting()
 			cleanStart := cp.CleanStart
 			l := c.l
 			a.AuthenticateAsync(&info, func(rc codec.ReasonCode, ident *Identity) {
@@ -208,10 +208,28 @@ type connackInfo struct {
 	cleanStart   bool
 }
 
+// serverWait bounds, beyond the connect and takeover timeouts, how long a
+// connection whose CONNECT came waits for the server: the authentication
+// service, the claim (a raft proposal is held up to 5 s while there is no
+// leader, behind at most one other batch), the session's state from its
+// previous node.
+const serverWait = 20 * time.Second
+
+// connecting marks c as waiting for the server to answer its CONNECT. The
+// connect timeout is the client's to meet and it did: the deadline moves out
+// by what the server may take, so that the loop's timer does not close a
+// connection whose claim is in flight. Should it still pass, the claim that
+// commits after the close keeps its session (parkOrphan).
+func (c *Client) connecting() {
+	c.state = stateConnecting
+	b := c.l.b
+	c.deadline = c.l.now + int64(b.cfg.ConnectTimeout+b.cfg.TakeoverTimeout+serverWait)
+}
+
 // claim registers the session through the store, then finishes the connect on
 // this loop.
 func (c *Client) claim(cleanStart bool, ack connackInfo) {
-	c.state = stateConnecting
+	c.connecting()
 	ack.cleanStart = cleanStart
 	l := c.l
 	if w := c.pendingWill(); w != nil {
@@ -234,9 +252,13 @@ func (c *Client) claim(cleanStart bool, ack connackInfo) {
 }
 
 // finishConnect takes over or creates the session once the claim is known.
+// A connection that closed while its claim was in flight still gets its
+// session when the registry committed the claim (an orphan, see parkOrphan):
+// the registry now names this node as the session's owner, and the previous
+// owner hands its messages here.
 func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
-	if c.closed {
-		return
+	if c.closed && (err != nil || res.Epoch == 0) {
+		return // nothing committed for it
 	}
 	b := c.l.b
 	if err != nil {
@@ -286,7 +308,7 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 			}
 		}
 		s.epoch = res.Epoch // session fields only on the owner loop
-		c.l.attach(s, c, present, ack)
+		c.l.attachOrPark(s, c, present, ack)
 		return
 	}
 	// The session lives on another loop: that loop lets go of it (kicking its
@@ -308,12 +330,7 @@ func (c *Client) finishConnect(res ClaimResult, err error, ack connackInfo) {
 		s.loop.Store(nl)
 		nl.exec(func() {
 			nl.now = time.Now().UnixNano()
-			if c.closed {
-				nl.parkOrphan(s)
-				nl.Flush()
-				return
-			}
-			nl.attach(s, c, present, ack)
+			nl.attachOrPark(s, c, present, ack)
 			nl.Flush()
 		})
 		ol.Flush()
@@ -361,12 +378,37 @@ func (l *Loop) kickForTakeover(s *Session, oc *Client) {
 	oc.abort()
 }
 
-// parkOrphan keeps a session whose new connection vanished mid-takeover.
-func (l *Loop) parkOrphan(s *Session) {
+// attachOrPark gives s, resumed or created for c's committed claim, to c:
+// after the state s still waits for from its previous node, if any; parked
+// as an orphan if c closed meanwhile. Loop goroutine only; l owns s.
+func (l *Loop) attachOrPark(s *Session, c *Client, present bool, ack connackInfo) {
+	switch {
+	case l.inheritTakeover(s, c, present, ack):
+	case c.closed:
+		l.parkOrphan(s, &ack)
+	default:
+		l.attach(s, c, present, ack)
+	}
+}
+
+// parkOrphan handles s, whose claim (s.epoch) the registry committed for a
+// connection that closed before its CONNACK: as if that connection had
+// attached and closed at once (detach), with the session expiry it asked
+// for. Its will goes: it is stored once the connection is accepted
+// [MQTT-3.1.2-7], which never happened. Loop goroutine only; l owns s.
+func (l *Loop) parkOrphan(s *Session, ack *connackInfo) {
+	if oc := s.client; oc != nil {
+		l.kickForTakeover(s, oc) // its older connection on this node
+	}
+	s.expiry = ack.expiry
+	s.will = nil
+	s.detachedAt = l.now
+	l.redistributeShared(s) // an offline member of a shared group
 	if s.expiry == 0 {
 		l.endSession(s)
 		return
 	}
+	l.b.store.Disconnected(s.clientID, s.epoch, s.expiry, nil)
 	l.armExpiry(s)
 }
 

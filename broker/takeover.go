@@ -43,6 +43,7 @@ type takeover struct {
 	c       *Client // the connection waiting for its CONNACK; nil once answered
 	present bool
 	ack     connackInfo
+	epoch   uint64              // the claim whose state is awaited
 	ids     map[uint64]struct{} // message IDs received
 	until   int64               // unix ns; 0 while waiting for the handover
 
@@ -50,7 +51,24 @@ type takeover struct {
 	// movedEpoch, and is a stub that forwards there.
 	movedTo    string
 	movedEpoch uint64
+
+	// While the state is awaited: a newer claim moved the session on to
+	// handTo (claim handEpoch); the state goes there once it is here.
+	handTo    string
+	handEpoch uint64
 }
+
+// takeover returns the takeover state of s, nil when there is none.
+func (s *Session) takeover() *takeover {
+	if s.f == nil {
+		return nil
+	}
+	return s.f.tk
+}
+
+// awaiting reports whether the session waits for its state from its previous
+// node.
+func (tk *takeover) awaiting() bool { return tk.c != nil || tk.handTo != "" }
 
 // newMsgBase returns the random base of this broker's message IDs.
 func newMsgBase() uint64 {
@@ -93,7 +111,8 @@ func (b *Broker) awaitsHandover(res ClaimResult, present bool) (wait, lost bool)
 func (l *Loop) awaitHandover(s *Session, c *Client, present bool, ack connackInfo, epoch uint64) {
 	b := l.b
 	s.epoch = epoch
-	s.flow().tk = &takeover{c: c, present: present, ack: ack, ids: map[uint64]struct{}{}}
+	tk := &takeover{c: c, present: present, ack: ack, epoch: epoch, ids: map[uint64]struct{}{}}
+	s.flow().tk = tk
 	// A state that came before the claim's result here waits in early.
 	b.mu.Lock()
 	st := b.early[s.clientID]
@@ -109,7 +128,7 @@ func (l *Loop) awaitHandover(s *Session, c *Client, present bool, ack connackInf
 	}
 	time.AfterFunc(b.cfg.TakeoverTimeout, func() {
 		b.onOwner(s, func(l *Loop) {
-			if s.f == nil || s.f.tk == nil || s.f.tk.c != c {
+			if s.f == nil || s.f.tk != tk || !tk.awaiting() {
 				return // answered
 			}
 			l.now = time.Now().UnixNano()
@@ -130,7 +149,7 @@ func (l *Loop) finishTakeover(s *Session, st *SessionState) {
 	if s.f != nil {
 		tk = s.f.tk
 	}
-	if tk == nil || tk.c == nil {
+	if tk == nil || !tk.awaiting() {
 		return
 	}
 	c := tk.c
@@ -140,13 +159,53 @@ func (l *Loop) finishTakeover(s *Session, st *SessionState) {
 		l.install(s, st)
 		l.b.stats.SessionsArrived.Add(1)
 	}
-	if c.closed || s.ended {
-		if !s.ended {
-			l.parkOrphan(s)
-		}
+	if tk.handTo != "" {
+		l.handOverNow(s, tk.handEpoch, tk.handTo) // it moved on meanwhile
 		return
 	}
-	l.attach(s, c, tk.present, tk.ack)
+	switch {
+	case s.ended:
+		// A newer claim elsewhere ended it meanwhile: that connection
+		// replaced this one [MQTT-3.1.4-3].
+		l.closeWaiting(c)
+	case c.closed:
+		l.parkOrphan(s, &tk.ack)
+	default:
+		l.attach(s, c, tk.present, tk.ack)
+	}
+}
+
+// inheritTakeover makes c, whose claim resumed s on this node while s still
+// waits for its state from its previous node, the connection that waits: the
+// connection of the claim that moved s here closed or is replaced before its
+// CONNACK, and c gets the CONNACK when the state comes or the takeover times
+// out. It reports false when s waits for nothing. Loop goroutine only; l
+// owns s.
+func (l *Loop) inheritTakeover(s *Session, c *Client, present bool, ack connackInfo) bool {
+	tk := s.takeover()
+	if tk == nil || tk.c == nil || tk.handTo != "" {
+		return false
+	}
+	if oc := tk.c; oc != c {
+		l.closeWaiting(oc) // the older connection, still without CONNACK [MQTT-3.1.4-3]
+	}
+	tk.c, tk.present, tk.ack = c, present, ack
+	return true
+}
+
+// closeWaiting closes oc, a connection waiting for its CONNACK, on its own
+// loop (it may be another than l's). Loop goroutine only.
+func (l *Loop) closeWaiting(oc *Client) {
+	ol := oc.l
+	if ol == l {
+		oc.abort()
+		return
+	}
+	ol.exec(func() {
+		ol.now = time.Now().UnixNano()
+		oc.abort()
+		ol.Flush()
+	})
 }
 
 // install puts the messages of st in s, in front of what s queued since it
@@ -237,26 +296,44 @@ func (b *Broker) HandOver(clientID string, epoch uint64, to string) {
 			b.remote.SendSession(to, &SessionState{ClientID: clientID, Epoch: epoch}, true)
 			return
 		}
-		if oc := s.client; oc != nil {
-			l.kickForTakeover(s, oc)
+		if tk := s.takeover(); tk != nil && tk.awaiting() {
+			// Its own state has not come yet: it follows, with what
+			// arrived meanwhile, once it does (or the takeover times out).
+			if tk.c != nil {
+				l.closeWaiting(tk.c) // superseded [MQTT-3.1.4-3]
+				tk.c = nil
+			}
+			tk.handTo, tk.handEpoch = to, epoch
+			return
 		}
-		s.will = nil // the session lives on at to; a delayed will goes with the registry
-		s.stopTimers()
-		st := l.takeState(s, epoch)
-		b.remote.SendSession(to, st, true)
-		b.stats.SessionsMoved.Add(1)
-		s.flow().tk = &takeover{movedTo: to, movedEpoch: epoch}
-		b.mu.Lock()
-		b.clients.remove(s) // a new connection here starts a new session
-		b.mu.Unlock()
-		time.AfterFunc(movedGrace, func() {
-			b.onOwner(s, func(l *Loop) {
-				l.now = time.Now().UnixNano()
-				l.endSession(s)
-				l.Flush()
-			})
-		})
+		l.handOverNow(s, epoch, to)
 		l.Flush()
+	})
+}
+
+// handOverNow moves s to node to for its claim of epoch: it closes the
+// connection here, sends the messages, and leaves s as a stub that forwards
+// there for movedGrace. Loop goroutine only; l owns s.
+func (l *Loop) handOverNow(s *Session, epoch uint64, to string) {
+	b := l.b
+	if oc := s.client; oc != nil {
+		l.kickForTakeover(s, oc)
+	}
+	s.will = nil // the session lives on at to; a delayed will goes with the registry
+	s.stopTimers()
+	st := l.takeState(s, epoch)
+	b.remote.SendSession(to, st, true)
+	b.stats.SessionsMoved.Add(1)
+	s.flow().tk = &takeover{movedTo: to, movedEpoch: epoch}
+	b.mu.Lock()
+	b.clients.remove(s) // a new connection here starts a new session
+	b.mu.Unlock()
+	time.AfterFunc(movedGrace, func() {
+		b.onOwner(s, func(l *Loop) {
+			l.now = time.Now().UnixNano()
+			l.endSession(s)
+			l.Flush()
+		})
 	})
 }
 
@@ -333,6 +410,10 @@ func (b *Broker) AcceptSession(st *SessionState, handover bool) {
 	b.onOwner(s, func(l *Loop) {
 		l.now = time.Now().UnixNano()
 		switch {
+		case handover && !s.ended && s.takeover() != nil && s.f.tk.awaiting() && s.f.tk.epoch == st.Epoch:
+			// The state the session waits for (a newer claim of this node
+			// may have resumed it meanwhile: inheritTakeover).
+			l.finishTakeover(s, st)
 		case s.ended || s.epoch > st.Epoch:
 			b.stats.MovedMessagesLost.Add(uint64(len(st.Messages)))
 		case s.epoch < st.Epoch:
@@ -344,8 +425,6 @@ func (b *Broker) AcceptSession(st *SessionState, handover bool) {
 			} else {
 				b.stats.MovedMessagesLost.Add(uint64(len(st.Messages)))
 			}
-		case handover && s.f != nil && s.f.tk != nil && s.f.tk.c != nil:
-			l.finishTakeover(s, st)
 		case s.f != nil && s.f.stateLost == st.Epoch:
 			// The session resumed without this state: its old node was
 			// gone, or silent past TakeoverTimeout (a partition, a pause),
