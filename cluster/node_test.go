@@ -334,6 +334,43 @@ func TestProposerNoLeaderFails(t *testing.T) {
 	}
 }
 
+// TestProposerHoldsEachOpOnce: without a leader, an op queued behind a
+// batch that is being held fails Hold after it was proposed, not Hold after
+// the batch in front of it gave up (a CONNECT's claim then waited twice the
+// hold and more, past its client's patience).
+func TestProposerHoldsEachOpOnce(t *testing.T) {
+	r, err := OpenRaft(RaftConfig{NodeID: "lonely", Dir: t.TempDir(), Bind: "127.0.0.1:0", Fast: true, Logger: quiet}, &sumFSM{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	const hold = 2 * time.Second
+	p := NewProposer(r, ProposerConfig{Node: "lonely", Boot: 1, Hold: hold, Logger: quiet})
+	defer p.Close()
+	s := NewStore(nil, p, "lonely", 1, quiet)
+	first := make(chan error, 1)
+	s.Claim(broker.ClaimRequest{ClientID: "a", Expiry: 600, ProtocolVersion: 5}, func(_ broker.ClaimResult, err error) { first <- err })
+	// The second op comes while the first one's batch is held.
+	time.Sleep(hold / 4)
+	start := time.Now()
+	_, err = tryClaim(s, "b", true)
+	took := time.Since(start)
+	if !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("claim without a leader: %v, want ErrUnavailable", err)
+	}
+	if took < hold {
+		t.Fatalf("failed after %v, before the hold time", took)
+	}
+	// Behind the first batch it would fail about 2*hold - hold/4 after it
+	// was proposed.
+	if took > hold+hold/2 {
+		t.Fatalf("failed %v after it was proposed, want about the hold time %v", took, hold)
+	}
+	if err := <-first; !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("first claim: %v, want ErrUnavailable", err)
+	}
+}
+
 // TestProposerBacklogBound: past MaxPending queued ops, Propose fails at once
 // with ErrBacklog (counted and logged once); the queued ops are unaffected.
 func TestProposerBacklogBound(t *testing.T) {

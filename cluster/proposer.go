@@ -66,6 +66,8 @@ type Proposer struct {
 	seq     uint64
 	closed  bool
 
+	failLogged time.Time // the last "proposal failed" log; run goroutine only
+
 	rejected atomic.Uint64 // ops failed with ErrBacklog
 
 	// Metrics: the ops in each batch, and the time from submitting a batch
@@ -77,6 +79,7 @@ type Proposer struct {
 type pendingOp struct {
 	cmd  fsm.Command
 	done func(fsm.Result, error)
+	at   time.Time // when it was proposed: it fails Hold after, batched or not
 }
 
 // NewProposer starts a proposer on r and makes r answer forwarded proposals
@@ -128,7 +131,7 @@ func (p *Proposer) Propose(cmd fsm.Command, done func(fsm.Result, error)) {
 		done(fsm.Result{}, ErrBacklog)
 		return
 	}
-	p.pending = append(p.pending, pendingOp{cmd, done})
+	p.pending = append(p.pending, pendingOp{cmd, done, time.Now()})
 	first := len(p.pending) == 1
 	p.mu.Unlock()
 	if first {
@@ -208,13 +211,34 @@ func (p *Proposer) run() {
 				p.full = false // the next overflow is logged again
 			}
 			p.mu.Unlock()
-			p.submit(ops)
+			p.submit(p.expire(ops))
 		}
 	}
 }
 
+// expire fails the ops of a batch that waited Hold already, behind batches
+// held without a leader: none of them reached raft. Each op is held Hold in
+// all, so that a client's request (a CONNECT's claim) gets its answer
+// within Hold, not Hold per batch queued in front of it. It returns the
+// others.
+func (p *Proposer) expire(ops []pendingOp) []pendingOp {
+	now := time.Now()
+	keep := ops[:0]
+	for _, op := range ops {
+		if now.Sub(op.at) >= p.cfg.Hold {
+			op.done(fsm.Result{}, fmt.Errorf("%w: queued behind batches no leader took", ErrUnavailable))
+			continue
+		}
+		keep = append(keep, op)
+	}
+	return keep
+}
+
 // submit applies one batch and hands each op its result.
 func (p *Proposer) submit(ops []pendingOp) {
+	if len(ops) == 0 {
+		return
+	}
 	p.seq++
 	b := fsm.Batch{Node: p.cfg.Node, Boot: p.cfg.Boot, Seq: p.seq, Ops: make([]fsm.Command, len(ops))}
 	for i, op := range ops {
@@ -223,7 +247,7 @@ func (p *Proposer) submit(ops []pendingOp) {
 	data := fsm.EncodeBatch(&b)
 	p.batchOps.Observe(uint64(len(ops)))
 	start := time.Now()
-	res, err := p.apply(data)
+	res, err := p.apply(data, ops[0].at.Add(p.cfg.Hold))
 	p.applyLatency.Observe(uint64(time.Since(start)))
 	if err == nil && len(res) != len(ops) {
 		err = fmt.Errorf("cluster: %d results for %d ops", len(res), len(ops))
@@ -237,9 +261,9 @@ func (p *Proposer) submit(ops []pendingOp) {
 	}
 }
 
-// apply submits data until a leader applies it or the hold time passes.
-func (p *Proposer) apply(data []byte) ([]fsm.Result, error) {
-	deadline := time.Now().Add(p.cfg.Hold)
+// apply submits data until a leader applies it or deadline passes (Hold
+// after its oldest op was proposed).
+func (p *Proposer) apply(data []byte, deadline time.Time) ([]fsm.Result, error) {
 	backoff := 10 * time.Millisecond
 	var last error
 	for {
@@ -248,8 +272,12 @@ func (p *Proposer) apply(data []byte) ([]fsm.Result, error) {
 			return res, nil
 		}
 		last = err
-		if time.Now().After(deadline) {
-			p.cfg.Logger.Warn("proposal failed", "err", last)
+		if now := time.Now(); now.After(deadline) {
+			// Once per Hold: while there is no leader, every batch fails.
+			if now.Sub(p.failLogged) >= p.cfg.Hold {
+				p.failLogged = now
+				p.cfg.Logger.Warn("proposal failed", "err", last)
+			}
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, last)
 		}
 		// Jittered backoff, then try whoever leads now.
