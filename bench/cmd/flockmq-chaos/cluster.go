@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,6 +42,8 @@ type cluster struct {
 	faulted map[string]bool // nodes clients should try last
 	kills   []killRec
 	events  *exec.Cmd
+	files   []string // the compose files, after -f
+	tmp     string   // a directory of this run's own
 	dieMu   sync.Mutex
 	dies    []dieRec
 }
@@ -70,8 +73,57 @@ func runCmd(ctx context.Context, dir string, env []string, timeout time.Duration
 }
 
 func (cl *cluster) compose(ctx context.Context, timeout time.Duration, args ...string) (string, error) {
-	return runCmd(ctx, cl.cfg.root, cl.env, timeout, "docker-compose",
-		append([]string{"-p", cl.project, "-f", "deploy/compose/docker-compose.yml"}, args...)...)
+	pre := []string{"-p", cl.project}
+	for _, f := range cl.files {
+		pre = append(pre, "-f", f)
+	}
+	return runCmd(ctx, cl.cfg.root, cl.env, timeout, "docker-compose", append(pre, args...)...)
+}
+
+// composeFiles sets the compose files: deploy/compose's, and with -log-level
+// an override of the nodes' FLOCKMQ_LOG_LEVEL in dir.
+func (cl *cluster) composeFiles(dir string) error {
+	cl.files = []string{"deploy/compose/docker-compose.yml"}
+	if cl.cfg.logLevel == "" {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("version: \"3.8\"\nservices:\n")
+	for i := 1; i <= 3; i++ {
+		fmt.Fprintf(&b, "  n%d:\n    environment:\n      FLOCKMQ_LOG_LEVEL: %s\n", i, cl.cfg.logLevel)
+	}
+	p := filepath.Join(dir, "log-level.yml")
+	if err := os.WriteFile(p, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	cl.files = append(cl.files, p)
+	return nil
+}
+
+// saveLogs writes each node's container log (every run of it) to
+// dir/<project>/<node>.log.
+func (cl *cluster) saveLogs(dir string) {
+	if dir == "" || len(cl.nodes) == 0 {
+		return
+	}
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(cl.cfg.root, dir)
+	}
+	dir = filepath.Join(dir, cl.project)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		cl.logf("saving the node logs: %v", err)
+		return
+	}
+	for _, n := range cl.nodes {
+		out, err := runCmd(context.Background(), cl.cfg.root, nil, time.Minute, "docker", "logs", "-t", n.container)
+		if err != nil {
+			cl.logf("saving the log of %s: %v", n.name, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, n.name+".log"), []byte(out), 0o644); err != nil {
+			cl.logf("saving the log of %s: %v", n.name, err)
+		}
+	}
+	cl.logf("node logs saved in %s", dir)
 }
 
 func (cl *cluster) docker(ctx context.Context, args ...string) (string, error) {
@@ -86,6 +138,14 @@ func (cl *cluster) up(ctx context.Context) error {
 		if _, err := runCmd(ctx, cl.cfg.root, nil, 30*time.Second, tool[0], tool[1:]...); err != nil {
 			return fmt.Errorf("this checker needs Docker and docker-compose: %w", err)
 		}
+	}
+	tmp, err := os.MkdirTemp("", "flockmq-chaos-")
+	if err != nil {
+		return err
+	}
+	cl.tmp = tmp
+	if err := cl.composeFiles(tmp); err != nil {
+		return err
 	}
 	base := []string{"FLOCKMQ_N1_MQTT=0", "FLOCKMQ_N2_MQTT=0", "FLOCKMQ_N3_MQTT=0",
 		"FLOCKMQ_N1_ADMIN=0", "FLOCKMQ_N2_ADMIN=0", "FLOCKMQ_N3_ADMIN=0"}
@@ -144,9 +204,13 @@ func (cl *cluster) teardown() {
 	if cl.events != nil && cl.events.Process != nil {
 		cl.events.Process.Kill()
 	}
+	if cl.tmp != "" && !cl.cfg.keep {
+		defer os.RemoveAll(cl.tmp)
+	}
 	if cl.env == nil {
 		return
 	}
+	cl.saveLogs(cl.cfg.logs)
 	if cl.cfg.keep {
 		cl.logf("-keep: leaving project %s running (docker-compose -p %s -f deploy/compose/docker-compose.yml down -v; docker network rm %s)", cl.project, cl.project, cl.sideNet)
 		return

@@ -10,6 +10,7 @@
 //
 //	make chaos                       # full run, under 15 minutes
 //	make chaos CHAOS_FLAGS=-short    # one leader kill and one partition, about 3 minutes
+//	make chaos CHAOS_FLAGS='-faults leader-kill,leader-kill -log-level debug'
 //
 // The exit status is 0 when every assertion held, 1 with one sentence per
 // failed assertion otherwise, 2 for a bad command line.
@@ -24,6 +25,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -42,7 +44,14 @@ type config struct {
 	slow      time.Duration // degraded link length
 	settle    time.Duration // quiet time after each recovery
 	maxLeader time.Duration // a new leader within this after a leader kill
+	faults    []string      // the plan, when -faults names one
+	logLevel  string        // the nodes' log level, "" for the compose file's
+	logs      string        // directory for the nodes' logs, "" for none
 }
+
+// faultKinds are the faults the checker injects, in the full run's order.
+var faultKinds = []string{"leader-kill", "follower-kill", "partition", "pause", "slow-link", "mixed",
+	"restart-n1", "restart-n2", "restart-n3", "full-restart"}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -59,6 +68,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.out, "out", "bin/chaos-report.txt", "also write the report to this file (empty: no file)")
 	fs.StringVar(&c.token, "token", "change-me-admin-token", "the admin token of deploy/compose/flockmq.env")
 	fs.DurationVar(&c.settle, "settle", 0, "quiet time after each recovery (default 15s, 8s with -short)")
+	faults := fs.String("faults", "", "comma-separated faults to inject instead of the plan, repeats allowed: "+strings.Join(faultKinds, ", "))
+	fs.StringVar(&c.logLevel, "log-level", "", "the nodes' log level (debug, info, warn, error; default: the compose file's)")
+	fs.StringVar(&c.logs, "logs", "bin/chaos-logs", "save every node's log under this directory at the end (empty: do not)")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return 0
@@ -74,6 +86,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if c.short {
 		c.isolate = 12 * time.Second
+	}
+	if *faults != "" {
+		for _, f := range strings.Split(*faults, ",") {
+			f = strings.TrimSpace(f)
+			if !slices.Contains(faultKinds, f) {
+				fmt.Fprintf(stderr, "flockmq-chaos: -faults: %q is not one of %s\n", f, strings.Join(faultKinds, ", "))
+				return 2
+			}
+			c.faults = append(c.faults, f)
+		}
+	}
+	switch c.logLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		fmt.Fprintf(stderr, "flockmq-chaos: -log-level %q is not debug, info, warn or error\n", c.logLevel)
+		return 2
 	}
 	root, err := filepath.Abs(c.root)
 	if err != nil {
@@ -132,9 +160,11 @@ func chaos(ctx context.Context, cl *cluster) (string, []string, error) {
 		return "", nil, err
 	}
 	var faults []*fault
-	plan := []string{"leader-kill", "follower-kill", "partition", "pause", "slow-link", "mixed",
-		"restart-n1", "restart-n2", "restart-n3", "full-restart"}
-	if cl.cfg.short {
+	plan := faultKinds
+	switch {
+	case len(cl.cfg.faults) > 0:
+		plan = cl.cfg.faults
+	case cl.cfg.short:
 		plan = []string{"leader-kill", "partition"}
 	}
 	// A calm stretch first: the baseline.
@@ -161,8 +191,12 @@ func chaos(ctx context.Context, cl *cluster) (string, []string, error) {
 	dies := cl.stopEvents()
 	running := cl.allRunning()
 	rep, fails := analyze(h, faults, w.measureFrom, end, retained, dies, running, cl)
+	mode := map[bool]string{true: "short", false: "full"}[cl.cfg.short]
+	if len(cl.cfg.faults) > 0 {
+		mode = "faults " + strings.Join(cl.cfg.faults, ",")
+	}
 	head := fmt.Sprintf("flockmq-chaos report: project %s, mode %s, %s, commit %s, %v in all\n",
-		cl.project, map[bool]string{true: "short", false: "full"}[cl.cfg.short],
+		cl.project, mode,
 		start.UTC().Format("2006-01-02 15:04 UTC"), gitCommit(cl.cfg.root), time.Since(start).Round(time.Second))
 	return head + rep, fails, ctx.Err()
 }

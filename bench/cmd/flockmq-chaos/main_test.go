@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -120,5 +121,54 @@ func TestAnalyzeQoS2RoamersFence(t *testing.T) {
 	h.discs = append(h.discs, discRec{client: "chaos-s2", node: "n3", code: 0x9C, at: at(13)})
 	if _, fails := run(h); len(fails) != 1 || !strings.Contains(fails[0], "0x9C") {
 		t.Fatalf("0x9C on a majority node: fails %v", fails)
+	}
+}
+
+// TestBadCommandLine: a fault or log level the checker does not know is a
+// usage error (exit 2) that names it, before anything starts.
+func TestBadCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-faults", "leader-kill,meteor"}, `-faults: "meteor" is not one of leader-kill`},
+		{[]string{"-log-level", "loud"}, `-log-level "loud" is not debug, info, warn or error`},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(tc.args, &stdout, &stderr); code != 2 {
+			t.Errorf("%v: exit %d, want 2", tc.args, code)
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: stderr %q, want it to say %q", tc.args, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestComposeFiles: -log-level adds an override of every node's
+// FLOCKMQ_LOG_LEVEL; without it the compose file is used alone.
+func TestComposeFiles(t *testing.T) {
+	dir := t.TempDir()
+	cl := &cluster{}
+	if err := cl.composeFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	if len(cl.files) != 1 {
+		t.Fatalf("files %v, want the compose file alone", cl.files)
+	}
+	cl.cfg.logLevel = "debug"
+	if err := cl.composeFiles(dir); err != nil {
+		t.Fatal(err)
+	}
+	if len(cl.files) != 2 {
+		t.Fatalf("files %v, want the compose file and an override", cl.files)
+	}
+	b, err := os.ReadFile(cl.files[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"n1", "n2", "n3"} {
+		if !strings.Contains(string(b), "  "+n+":\n    environment:\n      FLOCKMQ_LOG_LEVEL: debug\n") {
+			t.Errorf("override lacks %s's log level:\n%s", n, b)
+		}
 	}
 }
