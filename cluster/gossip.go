@@ -216,7 +216,12 @@ type Gossip struct {
 
 // memberEntry is one member. Gossip.mu must be held.
 type memberEntry struct {
-	m       Member
+	m Member
+	// node is a copy of memberlist's node, made in its event callbacks
+	// (under memberlist's lock): the *Node that Members returns is its live
+	// state, which it rewrites when the node comes back at a new address,
+	// so reading it for SendReliable would race.
+	node    memberlist.Node
 	gen     uint64      // bumped on every state change; a grace timer acts only on its own
 	timer   *time.Timer // dead grace
 	dropped bool        // routes dropped after the grace
@@ -472,14 +477,11 @@ func (g *Gossip) Leave(timeout time.Duration) error {
 		g.leaving.Store(true)
 		msg := appendLeave(nil, g.id, g.boot)
 		var wg sync.WaitGroup
-		for _, n := range g.ml.Members() {
-			if n.Name == g.id {
-				continue
-			}
+		for _, n := range g.peers("") {
 			wg.Add(1)
-			go func(n *memberlist.Node) {
+			go func(n memberlist.Node) {
 				defer wg.Done()
-				if err := g.ml.SendReliable(n, msg); err != nil {
+				if err := g.ml.SendReliable(&n, msg); err != nil {
 					g.log.Debug("leave notice not sent", "node", n.Name, "err", err)
 				}
 			}(n)
@@ -576,16 +578,28 @@ func (g *Gossip) sendLoop() {
 		case <-g.stop:
 			return
 		case t := <-g.sendq:
-			for _, n := range g.ml.Members() {
-				if n.Name == g.id || (t.to != "" && n.Name != t.to) {
-					continue
-				}
-				if err := g.ml.SendReliable(n, t.msg); err != nil {
+			for _, n := range g.peers(t.to) {
+				if err := g.ml.SendReliable(&n, t.msg); err != nil {
 					g.log.Debug("route message not sent", "node", n.Name, "err", err)
 				}
 			}
 		}
 	}
+}
+
+// peers returns copies of the alive members but this node (only the one
+// named to, unless to is ""), to send to.
+func (g *Gossip) peers(to string) []memberlist.Node {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var out []memberlist.Node
+	for name, e := range g.members {
+		if name == g.id || e.m.State != MemberAlive || (to != "" && name != to) || e.node.Addr == nil {
+			continue
+		}
+		out = append(out, e.node)
+	}
+	return out
 }
 
 // enqueue queues a reliable send, or drops and counts it when the queue is
@@ -756,6 +770,7 @@ func (g *Gossip) update(n *memberlist.Node) (e *memberEntry, rebooted bool) {
 		g.members[n.Name] = e
 	}
 	old := e.m.Meta.Boot
+	e.node = memberlist.Node{Name: n.Name, Addr: append(net.IP(nil), n.Addr...), Port: n.Port}
 	e.m.Addr = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 	meta, err := DecodeNodeMeta(n.Meta)
 	e.m.Meta, e.m.MetaErr = meta, err
