@@ -446,6 +446,21 @@ func (s *Server) postSnapshot(w http.ResponseWriter, _ *http.Request) error {
 	return nil
 }
 
+// postLeave starts this node's graceful stop, the one SIGTERM starts: it
+// leaves the cluster (a leader hands leadership on, the other nodes drop its
+// routes), its clients get DISCONNECT 0x8B, and the process exits 0. The
+// answer comes first; `flockmq ctl leave` then waits for the node to be
+// gone. A Kubernetes preStop hook runs it.
+func (s *Server) postLeave(w http.ResponseWriter, _ *http.Request) error {
+	if s.n.Stop == nil {
+		return errorf(http.StatusNotImplemented, "this node cannot be stopped through the admin API")
+	}
+	s.log.Info("leave requested through the admin API")
+	s.n.Stop()
+	writeJSON(w, http.StatusAccepted, map[string]any{"node": s.id, "leaving": true})
+	return nil
+}
+
 // --- clients and sessions ---
 
 type clientJSON struct {

@@ -48,6 +48,9 @@ type Node struct {
 	Cluster *cluster.Cluster
 	// Serving reports whether the MQTT listeners are up (nil: always).
 	Serving func() bool
+	// Stop starts the node's graceful stop, as SIGTERM does, and returns
+	// at once (nil: the API cannot stop the node).
+	Stop func()
 }
 
 // Server is the admin HTTP endpoint of one node.
@@ -157,6 +160,7 @@ func (s *Server) routes() {
 	api("DELETE /api/v1/cluster/members/{id}", s.deleteMember)
 	api("POST /api/v1/cluster/leader/transfer", s.postTransfer)
 	api("POST /api/v1/cluster/snapshot", s.postSnapshot)
+	api("POST /api/v1/node/leave", s.postLeave)
 	api("GET /api/v1/clients", s.getClients)
 	api("GET /api/v1/clients/{id}", s.getClient)
 	api("DELETE /api/v1/clients/{id}", s.deleteClient)

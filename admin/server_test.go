@@ -210,3 +210,26 @@ func TestDashboardPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestLeave: POST /api/v1/node/leave calls the node's Stop once per request
+// and answers 202; a node without Stop answers 501 with a message; GET is
+// not the method.
+func TestLeave(t *testing.T) {
+	none := newTestServer(t, "")
+	if code, body := do(t, none, "POST", "/api/v1/node/leave", local, "", ""); code != 501 || body["error"] == nil {
+		t.Fatalf("leave without Stop: %d %v, want 501 with an error", code, body)
+	}
+	s := newTestServer(t, "tok")
+	var stops int
+	s.n.Stop = func() { stops++ }
+	if code, _ := do(t, s, "POST", "/api/v1/node/leave", local, "", ""); code != 401 || stops != 0 {
+		t.Fatalf("leave without the token: %d, %d stops; want 401 and none", code, stops)
+	}
+	if code, _ := do(t, s, "GET", "/api/v1/node/leave", local, "tok", ""); code == 202 || stops != 0 {
+		t.Fatalf("GET leave: %d, %d stops; want a refusal and none", code, stops)
+	}
+	code, body := do(t, s, "POST", "/api/v1/node/leave", local, "tok", "")
+	if code != 202 || body["leaving"] != true || stops != 1 {
+		t.Fatalf("leave: %d %v, %d stops; want 202, leaving, one stop", code, body, stops)
+	}
+}

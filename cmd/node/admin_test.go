@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -97,12 +99,7 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 // `make run` starts it (raft store), with a token.
 func TestAdminSingleNode(t *testing.T) {
 	bin := nodetest.Build(t)
-	p := nodetest.Start(t, bin, "-store", "raft", "-data-dir", t.TempDir(), "-raft-bind", "127.0.0.1:0",
-		"-sys-interval", "0", "-admin-token", "tok-1", "-admin-pprof", "true")
-	adm := p.AdminAddr(10 * time.Second)
-	if adm == "" {
-		t.Fatalf("no admin endpoint logged:\n%s", p.Log.String())
-	}
+	p, adm := startAdminNode(t, bin, "tok-1", "-admin-pprof", "true")
 	const tok = "tok-1"
 
 	if code, body := api(t, adm, "", "GET", "/healthz", nil); code != 200 || body["status"] != "ok" {
@@ -195,14 +192,7 @@ func TestAdminSingleNode(t *testing.T) {
 	if code, out, errs := ctl(t, bin, env, "kick", "adm-c1"); code != 0 || !strings.Contains(out, "kicked adm-c1") {
 		t.Fatalf("ctl kick: %d\n%s%s", code, out, errs)
 	}
-	select {
-	case d := <-c.gone:
-		if d.ReasonCode != 0x98 {
-			t.Fatalf("kick: DISCONNECT 0x%02x, want 0x98", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("kicked client got no DISCONNECT")
-	}
+	c.disconnected(t, 0x98, 10*time.Second, "the kicked client")
 	var sess []map[string]any
 	waitFor(t, "the kicked session listed offline", 10*time.Second, func() bool {
 		_, body := api(t, adm, tok, "GET", "/api/v1/sessions?prefix=adm-", nil)
@@ -321,14 +311,7 @@ func TestAdminCluster(t *testing.T) {
 	if code, out, errs := ctl(t, bin, env(0), "kick", "cc-"+nodes[2].id); code != 0 {
 		t.Fatalf("ctl kick across nodes: %d\n%s%s", code, out, errs)
 	}
-	select {
-	case d := <-cs[2].gone:
-		if d.ReasonCode != 0x98 {
-			t.Fatalf("DISCONNECT 0x%02x, want 0x98", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the client kicked through another node got no DISCONNECT")
-	}
+	cs[2].disconnected(t, 0x98, 10*time.Second, "the client kicked through another node")
 
 	// Leadership transfer asked of a follower: ctl follows the 409 to the
 	// leader.
@@ -428,3 +411,51 @@ func TestAdminCluster(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// startAdminNode starts a single raft node whose admin API needs token and
+// returns it with its admin address.
+func startAdminNode(t *testing.T, bin, token string, extra ...string) (*nodetest.Process, string) {
+	t.Helper()
+	p := nodetest.Start(t, bin, append([]string{"-store", "raft", "-data-dir", t.TempDir(), "-raft-bind", "127.0.0.1:0",
+		"-sys-interval", "0", "-admin-token", token}, extra...)...)
+	adm := p.AdminAddr(10 * time.Second)
+	if adm == "" {
+		t.Fatalf("no admin endpoint logged:\n%s", p.Log.String())
+	}
+	return p, adm
+}
+
+// TestCtlLeave: `flockmq ctl leave` (the Kubernetes preStop hook) stops the
+// node as SIGTERM does: its v5 client gets DISCONNECT 0x8B, the process
+// exits 0, and ctl returns once the node is gone. Without the token the
+// request is refused and the node keeps serving.
+func TestCtlLeave(t *testing.T) {
+	p, adm := startAdminNode(t, nodetest.Build(t), "tok-2")
+	var so, se strings.Builder
+	if code := runCtl([]string{"-admin", adm, "leave"}, envOf(), &so, &se); code != 1 || !strings.Contains(se.String(), "401") {
+		t.Fatalf("leave without the token: exit %d, stderr %q; want 1 naming the 401", code, se.String())
+	}
+	c, _ := dial5(t, p.Addr, "leave-c", nil)
+	so.Reset()
+	se.Reset()
+	// The token from a file, as the Kubernetes preStop hook reads it.
+	tokFile := filepath.Join(t.TempDir(), "admin-token")
+	if err := os.WriteFile(tokFile, []byte("tok-2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := runCtl([]string{"-admin", adm, "leave"}, envOf("FLOCKMQ_ADMIN_TOKEN_FILE", tokFile), &so, &se); code != 0 {
+		t.Fatalf("leave: exit %d, stderr %q", code, se.String())
+	}
+	if !strings.Contains(so.String(), "left the cluster and stopped") {
+		t.Fatalf("leave printed %q", so.String())
+	}
+	// ctl returned once the admin endpoint stopped answering, the node's
+	// last step before it exits.
+	if st := p.ExitStatus(t, 5*time.Second); st != 0 {
+		t.Fatalf("the node exited with %d, want 0:\n%s", st, p.Log.String())
+	}
+	c.disconnected(t, 0x8B, 5*time.Second, "the client of the node that left (server shutting down)")
+	if !strings.Contains(p.Log.String(), `requested="admin API (leave)"`) {
+		t.Fatalf("no log of the requested stop:\n%s", p.Log.String())
+	}
+}

@@ -153,6 +153,20 @@ func tryDial5(addr, id string, cp *paho.Connect) (*v5c, *paho.Connack, error) {
 	return c, ca, nil
 }
 
+// disconnected waits up to timeout for the server's DISCONNECT to c and
+// fails unless it carries rc; what names the situation.
+func (c *v5c) disconnected(t *testing.T, rc byte, timeout time.Duration, what string) {
+	t.Helper()
+	select {
+	case d := <-c.gone:
+		if d.ReasonCode != rc {
+			t.Fatalf("%s: DISCONNECT %#x, want %#x", what, d.ReasonCode, rc)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("%s: no DISCONNECT within %v", what, timeout)
+	}
+}
+
 func (c *v5c) sub(t *testing.T, opts ...paho.SubscribeOptions) *paho.Suback {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -1151,14 +1165,7 @@ func TestClusterPausedNodeRecovers(t *testing.T) {
 	// Its process was stopped for longer than quorum-fence: whatever raft
 	// hears first, it closes its claimed connections (the majority may have
 	// handed their sessions over meanwhile).
-	select {
-	case d := <-held.gone:
-		if d.ReasonCode != byte(codec.UseAnotherServer) {
-			t.Fatalf("claimed connection after the pause closed with %#x, want 0x9C", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the claimed connection stayed served after the node resumed")
-	}
+	held.disconnected(t, byte(codec.UseAnotherServer), 10*time.Second, "the claimed connection after the pause")
 	// n3 applies the claim and sends the session's state to n2 after all:
 	// the session resumed without it, so n2 drops it. Delivering it would
 	// duplicate the after-* messages, under packet ids the client never saw.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,6 +32,8 @@ Commands:
   remove NODE                 take a node out of raft (--force for a live one)
   leader transfer             hand raft leadership to another voter
   snapshot                    take a raft snapshot now
+  leave                       stop the node gracefully, as SIGTERM does, and wait until it is
+                              gone (up to 60 s, or --timeout): a Kubernetes preStop hook
   clients                     connected clients (--filter PREFIX, --username U, --node N)
   kick ID                     close a client's connection (v5: DISCONNECT 0x98)
   sessions                    persistent sessions, connected or not (--filter PREFIX)
@@ -58,6 +61,7 @@ type ctlFlags struct {
 	retain                 bool
 	page, limit            int
 	timeout                time.Duration
+	leaveWait              time.Duration
 }
 
 // runCtl runs `flockmq ctl args` and returns the exit status: 0, 1 when the
@@ -72,6 +76,7 @@ func runCtl(args []string, env func(string) string, stdout, stderr io.Writer) in
 	}
 	fs.StringVar(&f.admin, "admin", admin, "admin endpoint, host:port or URL (FLOCKMQ_ADMIN)")
 	fs.StringVar(&f.token, "token", env("FLOCKMQ_ADMIN_TOKEN"), "admin bearer token (FLOCKMQ_ADMIN_TOKEN)")
+	tokenFile := fs.String("token-file", env("FLOCKMQ_ADMIN_TOKEN_FILE"), "file holding the admin token, instead of -token (FLOCKMQ_ADMIN_TOKEN_FILE)")
 	fs.BoolVar(&f.json, "json", false, "print the API's JSON instead of a table")
 	fs.StringVar(&f.filter, "filter", "", "clients, sessions: client id prefix; subs: exact filter; retained: topic filter")
 	fs.StringVar(&f.username, "username", "", "clients: only this user name")
@@ -111,12 +116,24 @@ func runCtl(args []string, env func(string) string, stdout, stderr io.Writer) in
 		fs.Usage()
 		return 2
 	}
-	if words[0] == "health" && env("FLOCKMQ_ADMIN") == "" && !flagSet(fs, "admin") {
-		// The image's HEALTHCHECK runs in the node's environment: follow
-		// the node's own admin-listen there.
+	if f.token == "" && *tokenFile != "" {
+		b, err := os.ReadFile(*tokenFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "flockmq ctl: admin token file: %v\n", err)
+			return 2
+		}
+		f.token = strings.TrimSpace(string(b))
+	}
+	if (words[0] == "health" || words[0] == "leave") && env("FLOCKMQ_ADMIN") == "" && !flagSet(fs, "admin") {
+		// The image's HEALTHCHECK and a preStop hook run in the node's
+		// environment: follow the node's own admin-listen there.
 		if a := healthAddr(env("FLOCKMQ_ADMIN_LISTEN")); a != "" {
 			f.admin = a
 		}
+	}
+	f.leaveWait = 60 * time.Second
+	if flagSet(fs, "timeout") {
+		f.leaveWait = f.timeout
 	}
 	c, err := newCtlClient(f.admin, f.token, f.timeout)
 	if err != nil {
@@ -362,6 +379,19 @@ func (c *ctlClient) run(words []string, f *ctlFlags) error {
 		}
 		raw, err := c.call("POST", "/api/v1/cluster/snapshot", nil, nil, &r)
 		return c.done(raw, err, fmt.Sprintf("snapshot of %s taken at index %d", r.Node, r.Index))
+	case "leave":
+		if err := want(0, "leave"); err != nil {
+			return err
+		}
+		var r struct{ Node string }
+		raw, err := c.call("POST", "/api/v1/node/leave", nil, nil, &r)
+		if err != nil {
+			return err
+		}
+		if err := c.waitGone(f.leaveWait); err != nil {
+			return fmt.Errorf("node %s: %w", r.Node, err)
+		}
+		return c.done(raw, nil, fmt.Sprintf("node %s left the cluster and stopped", r.Node))
 	case "clients":
 		if err := want(0, "clients [--filter PREFIX] [--username U] [--node N]"); err != nil {
 			return err
@@ -480,6 +510,26 @@ func (c *ctlClient) run(words []string, f *ctlFlags) error {
 // health asks /healthz, or /readyz when ready, and returns nil only for a
 // 200. It is the image's HEALTHCHECK (which has no shell or curl): it sends
 // no token, which the probes do not need, and prints one sentence.
+// waitGone polls the node's /healthz until its admin endpoint no longer
+// answers (the process has exited), for up to d.
+func (c *ctlClient) waitGone(d time.Duration) error {
+	u := *c.base
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/healthz"
+	u.RawPath, u.RawQuery = "", ""
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := c.http.Get(u.String())
+		if err != nil {
+			return nil
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			return fmt.Errorf("still answering %v after the leave request", d)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 func (c *ctlClient) health(ready bool) error {
 	path, want := "/healthz", "healthy"
 	if ready {

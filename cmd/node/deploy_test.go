@@ -31,12 +31,7 @@ import (
 // runs it: against a node with a token, without giving the token.
 func TestDeployCtlHealth(t *testing.T) {
 	bin := nodetest.Build(t)
-	p := nodetest.Start(t, bin, "-store", "raft", "-data-dir", t.TempDir(), "-raft-bind", "127.0.0.1:0",
-		"-sys-interval", "0", "-admin-token", "tok-h")
-	adm := p.AdminAddr(10 * time.Second)
-	if adm == "" {
-		t.Fatalf("no admin endpoint logged:\n%s", p.Log.String())
-	}
+	_, adm := startAdminNode(t, bin, "tok-h")
 	_, port, _ := net.SplitHostPort(adm)
 	closed := net.JoinHostPort("127.0.0.1", strconv.Itoa(freePort(t)))
 

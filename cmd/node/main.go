@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -60,6 +61,10 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	// POST /api/v1/node/leave (flockmq ctl leave) takes the same path.
+	stopReq := make(chan struct{})
+	var stopOnce sync.Once
+	stop := func() { stopOnce.Do(func() { close(stopReq) }) }
 
 	// The admin listener is bound first: its port is gossiped to the other
 	// nodes, and a port taken is a start-up failure like any other.
@@ -146,7 +151,7 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	if adminLn != nil {
 		adm, err := admin.New(admin.Config{Token: cfg.AdminToken, Pprof: cfg.AdminPprof, Logger: log,
 			Advertise: adminAdvertise(adminLn, cfg)},
-			admin.Node{Broker: b, Raft: node, Cluster: cl, Serving: serving.Load})
+			admin.Node{Broker: b, Raft: node, Cluster: cl, Serving: serving.Load, Stop: stop})
 		if err != nil {
 			fmt.Fprintf(stderr, "flockmq: %v\n", err)
 			return 1
@@ -192,9 +197,13 @@ func run(args []string, env func(string) string, stderr io.Writer) int {
 	log.Info("flockmq serving MQTT", "listen", srv.Addr().String(), "version", broker.Version)
 	serving.Store(true)
 
-	s := <-sig
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case <-stopReq:
+		log.Info("shutting down", "requested", "admin API (leave)")
+	}
 	serving.Store(false)
-	log.Info("shutting down", "signal", s.String())
 	if cl != nil {
 		// Leave first: leadership moves on and the other nodes drop this
 		// node's routes before its clients go.

@@ -206,14 +206,7 @@ func TestSecurityJWTAndHTTP(t *testing.T) {
 		t.Fatalf("token acl: suback %+v puback %+v", sa, r)
 	}
 	// The token expires: DISCONNECT 0x87.
-	select {
-	case d := <-c.gone:
-		if d.ReasonCode != 0x87 {
-			t.Fatalf("expiry DISCONNECT 0x%02x", d.ReasonCode)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no DISCONNECT at the token's expiry")
-	}
+	c.disconnected(t, 0x87, 10*time.Second, "at the token's expiry")
 	for name, tok := range map[string]string{
 		"bad signature": sign("another-secret-of-32-bytes-or-more!!", jwt.MapClaims{"sub": "dev-1"}),
 		"expired":       sign(secret, jwt.MapClaims{"sub": "dev-1", "exp": time.Now().Add(-time.Minute).Unix()}),
