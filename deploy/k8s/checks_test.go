@@ -731,10 +731,10 @@ func checkPod(m *manifests, opts map[string]nodeOption) error {
 			p.addf("resources: %s request %s is above its limit %s", res, req.String(), lim.String())
 		}
 	}
-	if l := c.Lifecycle; l != nil && l.PreStop != nil && l.PreStop.Exec != nil {
-		if cmd := l.PreStop.Exec.Command; len(cmd) == 0 || cmd[0] != imageBinary {
-			p.addf("preStop runs %v: the image is FROM scratch, only %s exists in it", cmd, imageBinary)
-		}
+	if l := c.Lifecycle; l == nil || l.PreStop == nil || l.PreStop.Exec == nil {
+		p.addf("no preStop hook: the node should leave the cluster before SIGTERM (%s ctl leave)", imageBinary)
+	} else if cmd := l.PreStop.Exec.Command; len(cmd) < 3 || cmd[0] != imageBinary || cmd[1] != "ctl" || cmd[2] != "leave" {
+		p.addf("preStop runs %v, want %s ctl leave: the image is FROM scratch, only %s exists in it", cmd, imageBinary, imageBinary)
 	}
 	if v, ok := tpl.Annotations["prometheus.io/port"]; ok {
 		admin, err := portOf(c, opts, "FLOCKMQ_ADMIN_LISTEN")

@@ -217,6 +217,9 @@ var breakages = []breakage{
 	{"no memory limit", "pod", func(m *manifests) {
 		delete(node(m).Resources.Limits, corev1.ResourceMemory)
 	}},
+	{"no preStop hook", "pod", func(m *manifests) {
+		node(m).Lifecycle = nil
+	}},
 	{"preStop through a shell the image does not have", "pod", func(m *manifests) {
 		node(m).Lifecycle = &corev1.Lifecycle{PreStop: &corev1.LifecycleHandler{
 			Exec: &corev1.ExecAction{Command: []string{"sh", "-c", "sleep 5"}}}}
