@@ -38,17 +38,19 @@ type Broker struct {
 	subGen   atomic.Uint32 // install generations of persistent subscriptions (subscribe.go)
 	sessions *sessionTable // by routing identity
 
-	mu       sync.Mutex // guards clients, loops
-	clients  clientIndex
-	loops    []*Loop
-	closing  bool
-	ext      *router // for publishes from outside any loop; guarded by extMu
-	extMu    sync.Mutex
-	started  time.Time
-	sysStop  chan struct{}
-	sysDone  chan struct{}
-	stopOnce sync.Once
-	park     *parkLoop // offline sessions restored after a restart; guarded by mu
+	mu          sync.Mutex // guards clients, loops
+	clients     clientIndex
+	loops       []*Loop
+	closing     bool
+	ext         *router // for publishes from outside any loop; guarded by extMu
+	extMu       sync.Mutex
+	started     time.Time
+	sysStop     chan struct{}
+	sysDone     chan struct{}
+	stopOnce    sync.Once
+	park        *parkLoop  // offline sessions restored after a restart; guarded by mu
+	parkMu      sync.Mutex // serializes starting and stopping park
+	parkStopped bool       // guarded by parkMu
 
 	sysMu       sync.Mutex
 	sysRetained map[string]*Message // this node's $SYS values

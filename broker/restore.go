@@ -2,6 +2,8 @@ package broker
 
 import (
 	"time"
+
+	"github.com/flockmq/flockmq/codec"
 )
 
 // RestoredSession is a persistent session of this node read back from the
@@ -56,9 +58,13 @@ func (b *Broker) startPark() *parkLoop {
 // sessions: their subscriptions match at once, so messages for them queue
 // until their clients reconnect. Sessions whose expiry has passed are
 // skipped. Safe for concurrent use; call it once, before serving clients.
-func (b *Broker) RestoreSessions(list []RestoredSession) {
-	if len(list) == 0 {
-		return
+// parked returns the loop that holds sessions without a connection
+// (restored, adopted), started on first use; nil once the broker shut down.
+func (b *Broker) parked() *parkLoop {
+	b.parkMu.Lock()
+	defer b.parkMu.Unlock()
+	if b.parkStopped {
+		return nil
 	}
 	b.mu.Lock()
 	p := b.park
@@ -68,6 +74,50 @@ func (b *Broker) RestoreSessions(list []RestoredSession) {
 		b.mu.Lock()
 		b.park = p
 		b.mu.Unlock()
+	}
+	return p
+}
+
+// AdoptClaim keeps the session of a claim that was reported failed (no raft
+// leader took it in time, and its connection was refused) and that a new
+// leader committed after all: the registry names this node as the owner. It
+// is handled as the orphan of that connection (see parkOrphan): parked with
+// the expiry req asked for, with its subscriptions (res.Persisted) and, when
+// it resumed a session of another node, that node's state. Safe for
+// concurrent use; it must not block (the raft apply path calls it).
+func (b *Broker) AdoptClaim(req ClaimRequest, res ClaimResult) {
+	adopt := func(l *Loop) {
+		l.now = time.Now().UnixNano()
+		c := &Client{l: l, closed: true, version: codec.Version(req.ProtocolVersion)}
+		c.finishConnect(res, nil, connackInfo{clientID: req.ClientID, expiry: req.Expiry, cleanStart: req.CleanStart})
+		l.Flush()
+	}
+	b.mu.Lock()
+	old := b.clients.get(req.ClientID)
+	b.mu.Unlock()
+	if old != nil {
+		b.onOwner(old, func(l *Loop) {
+			if old.epoch > res.Epoch {
+				return // a newer claim of this node holds the session
+			}
+			adopt(l)
+		})
+		return
+	}
+	p := b.parked()
+	if p == nil {
+		return // shut down
+	}
+	p.l.exec(func() { adopt(p.l) })
+}
+
+func (b *Broker) RestoreSessions(list []RestoredSession) {
+	if len(list) == 0 {
+		return
+	}
+	p := b.parked()
+	if p == nil {
+		return // shut down
 	}
 	done := make(chan struct{})
 	p.l.exec(func() {
@@ -102,6 +152,9 @@ func (b *Broker) RestoreSessions(list []RestoredSession) {
 
 // stopPark ends the park loop's goroutine.
 func (b *Broker) stopPark() {
+	b.parkMu.Lock()
+	b.parkStopped = true
+	b.parkMu.Unlock()
 	b.mu.Lock()
 	p := b.park
 	b.mu.Unlock()

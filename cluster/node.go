@@ -235,6 +235,11 @@ func (n *Node) Run(b *broker.Broker) {
 			return
 		}
 		b.Fence(e.ClientID, e.Epoch)
+		if e.Boot == n.boot {
+			if req, ok := n.store.takeUnsure(e.ClientID); ok {
+				n.adopt(b, e, req)
+			}
+		}
 	})
 	n.fenceEarlierBoots()
 	n.restoreSessions(b)
@@ -267,6 +272,27 @@ func (n *Node) Run(b *broker.Broker) {
 			n.housekeep(b)
 		}
 	}()
+}
+
+// adopt hands b the session of e, a claim of this node reported failed
+// (ErrUnavailable) that was committed after all. A claim that keeps no entry
+// (clean, no will) needs nothing; one a later claim already replaced in
+// this batch is that claim's business.
+func (n *Node) adopt(b *broker.Broker, e fsm.ClaimEvent, req broker.ClaimRequest) {
+	s, ok := n.fsm.Session(e.ClientID)
+	if !ok || s.Epoch != e.Epoch {
+		return
+	}
+	res := broker.ClaimResult{Epoch: e.Epoch, Known: true, Present: e.Resumed}
+	if e.Resumed {
+		res.Persisted = persistedOf(s.Subscriptions)
+		if e.PrevNode != n.id {
+			res.PrevNode = e.PrevNode
+		}
+	}
+	n.log.Info("a session claim reported failed was committed later: its session is kept here",
+		"client", e.ClientID, "epoch", e.Epoch)
+	b.AdoptClaim(req, res)
 }
 
 // refreshSolo tells the store whether this node is the whole cluster: the

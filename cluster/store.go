@@ -2,8 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +30,13 @@ type Store struct {
 	// leaderless, when set (netsplit-clean-sessions), reports that raft has
 	// no leader: clean sessions are then claimed locally (see Claim).
 	leaderless atomic.Pointer[func() bool]
+
+	// unsure holds, by client id, the claims that failed with ErrUnavailable:
+	// their batch may have reached a leader that lost its leadership, and a
+	// new leader may still commit it. Node's claim hook adopts such a claim's
+	// session (Broker.AdoptClaim) if it is applied after all.
+	unsureMu sync.Mutex
+	unsure   map[string]unsureClaim
 }
 
 var _ broker.Store = (*Store)(nil)
@@ -84,24 +93,82 @@ func (s *Store) Claim(req broker.ClaimRequest, done func(broker.ClaimResult, err
 				"code", r.Code.String(), "epoch", r.Epoch, "present", r.SessionPresent, "prev_node", r.PrevOwner, "prev_epoch", r.PrevEpoch, "err", err)
 		}
 		if err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				s.noteUnsure(req)
+			}
 			done(broker.ClaimResult{}, err)
 			return
 		}
+		s.takeUnsure(req.ClientID) // answered: an older unsure claim is older than this one
 		if r.Code != fsm.CodeOK {
 			done(broker.ClaimResult{}, codeError("session claim", r.Code))
 			return
 		}
-		res := broker.ClaimResult{Epoch: r.Epoch, Known: true, Present: r.SessionPresent}
+		res := broker.ClaimResult{Epoch: r.Epoch, Known: true, Present: r.SessionPresent, Persisted: persistedOf(r.Subscriptions)}
 		if r.SessionPresent && r.PrevOwner != s.node {
 			res.PrevNode = r.PrevOwner // its state moves from there (broker/takeover.go)
 		}
-		for _, sub := range r.Subscriptions {
-			res.Persisted = append(res.Persisted, broker.PersistedSub{Filter: sub.Filter, QoS: sub.QoS,
-				NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished,
-				RetainHandling: sub.RetainHandling, SubscriptionID: sub.SubscriptionID})
-		}
 		done(res, nil)
 	})
+}
+
+// persistedOf converts the registry's subscriptions for the broker.
+func persistedOf(subs []fsm.Subscription) []broker.PersistedSub {
+	var out []broker.PersistedSub
+	for _, sub := range subs {
+		out = append(out, broker.PersistedSub{Filter: sub.Filter, QoS: sub.QoS,
+			NoLocal: sub.NoLocal, RetainAsPublished: sub.RetainAsPublished,
+			RetainHandling: sub.RetainHandling, SubscriptionID: sub.SubscriptionID})
+	}
+	return out
+}
+
+// unsureClaim is a claim reported failed whose outcome is unknown.
+type unsureClaim struct {
+	req broker.ClaimRequest
+	at  time.Time
+}
+
+// unsureFor is how long an unsure claim is remembered: a leader commits
+// what it inherited at its election, within seconds.
+const unsureFor = time.Minute
+
+// maxUnsure bounds the unsure claims remembered.
+const maxUnsure = 4096
+
+// noteUnsure remembers req, whose claim failed with its outcome unknown.
+func (s *Store) noteUnsure(req broker.ClaimRequest) {
+	req.Will = nil // not needed to adopt the session; the registry keeps it
+	now := time.Now()
+	s.unsureMu.Lock()
+	defer s.unsureMu.Unlock()
+	if s.unsure == nil {
+		s.unsure = make(map[string]unsureClaim)
+	}
+	if len(s.unsure) >= maxUnsure {
+		for id, u := range s.unsure {
+			if now.Sub(u.at) > unsureFor {
+				delete(s.unsure, id)
+			}
+		}
+		if len(s.unsure) >= maxUnsure {
+			return
+		}
+	}
+	s.unsure[req.ClientID] = unsureClaim{req: req, at: now}
+}
+
+// takeUnsure returns and forgets the unsure claim of clientID, if one is
+// remembered and recent. Safe for concurrent use.
+func (s *Store) takeUnsure(clientID string) (broker.ClaimRequest, bool) {
+	s.unsureMu.Lock()
+	defer s.unsureMu.Unlock()
+	u, ok := s.unsure[clientID]
+	if !ok {
+		return broker.ClaimRequest{}, false
+	}
+	delete(s.unsure, clientID)
+	return u.req, time.Since(u.at) <= unsureFor
 }
 
 // Disconnected implements broker.Store.

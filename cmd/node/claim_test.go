@@ -58,7 +58,7 @@ func waitLog(t *testing.T, cn *clusterNode, timeout time.Duration, parts ...stri
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s never logged a line with %q within %v", cn.id, parts, timeout)
+			t.Fatalf("%s never logged a line with %q within %v; its log:\n%s", cn.id, parts, timeout, cn.Log.String())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -250,4 +250,81 @@ func TestClusterSessionMovesOnBeforeItsState(t *testing.T) {
 		t.Fatalf("the session resumed on %s without session present", b.id)
 	}
 	expectQueued(t, d.c, "mover-on", 10)
+}
+
+// TestClusterLateCommittedClaimKeepsSession: a client resumes its session on
+// the raft leader while both followers are stopped. The claim is in the
+// leader's log but cannot commit: after 5 s the client gets CONNACK 0x88.
+// One follower comes back, the old leader wins the election (its log is the
+// longer one) and commits the claim after all: the registry names that node
+// as the session's owner, connected. The node adopts the session, parked
+// and recorded as disconnected (it used to stay "connected" with nothing
+// behind it, never expiring), and the client resumes it with every message
+// published meanwhile.
+func TestClusterLateCommittedClaimKeepsSession(t *testing.T) {
+	nodes := startCluster(t, 3, "-admin-listen", "127.0.0.1:0", "-log-level", "debug")
+	admins := map[string]string{}
+	for _, cn := range nodes {
+		if admins[cn.id] = cn.AdminAddr(10 * time.Second); admins[cn.id] == "" {
+			t.Fatalf("%s logged no admin address", cn.id)
+		}
+	}
+	_, body := api(t, admins[nodes[0].id], "", "GET", "/api/v1/cluster/leader", nil)
+	var x *clusterNode
+	var followers []*clusterNode
+	for _, cn := range nodes {
+		if cn.id == body["id"] {
+			x = cn
+		} else {
+			followers = append(followers, cn)
+		}
+	}
+	if x == nil {
+		t.Fatalf("no leader named: %v", body)
+	}
+	c, _ := dial5(t, x.Addr, "late", &paho.Connect{CleanStart: true, KeepAlive: 30,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: ptr(uint32(300))}})
+	c.sub(t, paho.SubscribeOptions{Topic: "late/t", QoS: 1})
+	if err := c.Disconnect(&paho.Disconnect{}); err != nil {
+		t.Fatal(err)
+	}
+	c.conn.Close()
+	registryShows := func(connected bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, body := api(t, admins[x.id], "", "GET", "/api/v1/sessions?prefix=late", nil)
+			sess := items(body)
+			if len(sess) == 1 && sess[0]["connected"] == connected {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the registry never showed the session with connected=%v: %v", connected, sess)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	registryShows(false) // committed: what the followers are stopped for is the claim alone
+
+	resumeF1 := stopNodes(t, followers[0])
+	resumeF2 := stopNodes(t, followers[1])
+	if _, ca, err := tryDial5(x.Addr, "late", persistent300()); err == nil || ca == nil || ca.ReasonCode != 0x88 {
+		t.Fatalf("resume without a quorum: CONNACK %+v, %v; want 0x88", ca, err)
+	}
+	resumeF1()
+	// The claim in x's log commits once x leads again.
+	waitLog(t, x, 30*time.Second, `msg="session claim applied"`, "client=late", "resumed=true")
+	resumeF2()
+
+	pub, _ := dial5(t, x.Addr, "late-pub", nil)
+	for i := range 5 {
+		pub.pub(t, &paho.Publish{Topic: "late/t", QoS: 1, Payload: []byte(fmt.Sprintf("late-%d", i))})
+	}
+	// Adopted and parked: recorded as disconnected, so that it expires.
+	registryShows(false)
+	again, ca := dial5(t, x.Addr, "late", persistent300())
+	if !ca.SessionPresent {
+		t.Fatal("the adopted session resumed without session present")
+	}
+	expectQueued(t, again, "late", 5)
 }
