@@ -211,8 +211,7 @@ type connackInfo struct {
 // serverWait bounds, beyond the connect and takeover timeouts, how long a
 // connection whose CONNECT came waits for the server: the authentication
 // service, the claim (a raft proposal is held up to 5 s while there is no
-// leader, behind at most one other batch), the session's state from its
-// previous node.
+// leader), the session's state from its previous node.
 const serverWait = 20 * time.Second
 
 // connecting marks c as waiting for the server to answer its CONNECT. The

@@ -54,10 +54,6 @@ func (b *Broker) startPark() *parkLoop {
 	return p
 }
 
-// RestoreSessions installs sessions read back from the store as offline
-// sessions: their subscriptions match at once, so messages for them queue
-// until their clients reconnect. Sessions whose expiry has passed are
-// skipped. Safe for concurrent use; call it once, before serving clients.
 // parked returns the loop that holds sessions without a connection
 // (restored, adopted), started on first use; nil once the broker shut down.
 func (b *Broker) parked() *parkLoop {
@@ -111,6 +107,10 @@ func (b *Broker) AdoptClaim(req ClaimRequest, res ClaimResult) {
 	p.l.exec(func() { adopt(p.l) })
 }
 
+// RestoreSessions installs sessions read back from the store as offline
+// sessions: their subscriptions match at once, so messages for them queue
+// until their clients reconnect. Sessions whose expiry has passed are
+// skipped. Safe for concurrent use; call it once, before serving clients.
 func (b *Broker) RestoreSessions(list []RestoredSession) {
 	if len(list) == 0 {
 		return

@@ -66,6 +66,12 @@ func (s *Session) takeover() *takeover {
 	return s.f.tk
 }
 
+// awaits reports whether s waits for the state of the claim of epoch.
+func awaits(s *Session, epoch uint64) bool {
+	tk := s.takeover()
+	return tk != nil && tk.awaiting() && tk.epoch == epoch
+}
+
 // awaiting reports whether the session waits for its state from its previous
 // node.
 func (tk *takeover) awaiting() bool { return tk.c != nil || tk.handTo != "" }
@@ -145,10 +151,7 @@ func (l *Loop) awaitHandover(s *Session, c *Client, present bool, ack connackInf
 // finishTakeover installs st (nil when it never came) in s and answers the
 // waiting CONNACK. Loop goroutine only; l owns s.
 func (l *Loop) finishTakeover(s *Session, st *SessionState) {
-	var tk *takeover
-	if s.f != nil {
-		tk = s.f.tk
-	}
+	tk := s.takeover()
 	if tk == nil || !tk.awaiting() {
 		return
 	}
@@ -410,7 +413,7 @@ func (b *Broker) AcceptSession(st *SessionState, handover bool) {
 	b.onOwner(s, func(l *Loop) {
 		l.now = time.Now().UnixNano()
 		switch {
-		case handover && !s.ended && s.takeover() != nil && s.f.tk.awaiting() && s.f.tk.epoch == st.Epoch:
+		case handover && !s.ended && awaits(s, st.Epoch):
 			// The state the session waits for (a newer claim of this node
 			// may have resumed it meanwhile: inheritTakeover).
 			l.finishTakeover(s, st)
